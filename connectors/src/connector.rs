@@ -1,0 +1,82 @@
+//! The connector trait and what a run receives: the last cursor, the fingerprints of the
+//! documents already indexed, and a sink for the changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::error::ConnectorError;
+use crate::model::Change;
+
+/// The fingerprints of the documents already indexed for a source, so that a connector can skip
+/// what has not changed.
+pub trait KnownDocs: Send + Sync {
+    fn fingerprint(&self, external_id: &str) -> Option<String>;
+}
+
+impl KnownDocs for HashMap<String, String> {
+    fn fingerprint(&self, external_id: &str) -> Option<String> {
+        self.get(external_id).cloned()
+    }
+}
+
+/// Where a connector sends its changes. The bounded channel gives back-pressure: a connector
+/// never runs far ahead of the index writer.
+#[derive(Clone, Debug)]
+pub struct ChangeSink {
+    tx: mpsc::Sender<Change>,
+}
+
+impl ChangeSink {
+    pub fn new(tx: mpsc::Sender<Change>) -> Self {
+        Self { tx }
+    }
+
+    /// Sends one change, waiting while the channel is full.
+    ///
+    /// Returns [`ConnectorError::Cancelled`] when the receiver is gone, which a connector
+    /// should pass on with `?` so that it stops working for nobody.
+    pub async fn send(&self, change: Change) -> Result<(), ConnectorError> {
+        self.tx
+            .send(change)
+            .await
+            .map_err(|_| ConnectorError::Cancelled)
+    }
+
+    /// True once the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Everything one run of a connector receives.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The configured source's id, for logs.
+    pub source_id: String,
+    /// The cursor of the last committed checkpoint, if any.
+    pub cursor: Option<String>,
+    /// Ignore the cursor and list everything.
+    pub full: bool,
+    /// Fingerprints of the documents already indexed for this source.
+    pub known: Arc<dyn KnownDocs>,
+    pub sink: ChangeSink,
+}
+
+/// A portal seen as a stream of document changes.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The kind as written in the configuration ("file-share").
+    fn kind(&self) -> &'static str;
+
+    /// Tests connectivity and credentials. `Ok` carries human-readable notes such as
+    /// "root /x is readable, 42 files match"; `Err` says exactly what is wrong.
+    async fn check(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    /// Emits the changes since `ctx.cursor` (or everything when `ctx.full` or there is no
+    /// cursor). Returns `Err` when the source failed, so that the caller deletes nothing.
+    async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError>;
+}

@@ -1,0 +1,945 @@
+//! The file-share connector: a mounted share or a local folder, walked in full on every run.
+//!
+//! A share cannot list its changes, so every run is a traversal: files whose size and
+//! modification time match the last run are reported `Unchanged` without being opened, files
+//! whose content hash matches are `Unchanged` after one read, and only the rest are extracted.
+//! Deleted files are simply not reported; the caller's mark-and-sweep removes them after a
+//! `TraversalComplete`, which is sent only when every folder could be listed.
+//!
+//! The walk never leaves the root: it does not follow folder links, and a file link is followed
+//! only when its canonical target lies inside the canonical root.
+
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use walkdir::WalkDir;
+
+use crate::connector::{Connector, KnownDocs, RunContext};
+use crate::error::ConnectorError;
+use crate::extract::{self, ExtractError, Extracted, Format, Limits};
+use crate::model::{Change, Document};
+
+/// Bump when extraction changes in a way worth re-extracting every file for: it is part of each
+/// fingerprint, so the next run re-reads everything once.
+const EXTRACTION_VERSION: u32 = 1;
+
+/// How many walked files may wait for processing; bounds memory on huge shares.
+const WALK_QUEUE: usize = 256;
+
+/// Characters left as they are in a URL path segment (RFC 3986 unreserved).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The `[sources.file-share]` table.
+///
+/// Globs are relative to the root and use `/` separators: `*` stays within one folder, `**`
+/// crosses folders, a glob without `/` matches a file name at any depth (`*.tmp`), and a glob
+/// ending in `/` means everything under that folder (`Arkiv/` is `Arkiv/**`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileShareParams {
+    /// The folder to walk; relative paths are resolved against the configuration's base
+    /// directory.
+    pub root: PathBuf,
+    /// Files to include; empty means every file of a supported format.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Files to leave out. Hidden files and folders (`.*`) and Office lock files (`~$*`) are
+    /// always left out. A glob that matches a folder leaves out everything inside it.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Who may see what; the first rule whose glob matches a file wins.
+    #[serde(default)]
+    pub access: Vec<AccessRule>,
+    /// Principals for files no rule matches; empty means such files are visible to nobody.
+    #[serde(default)]
+    pub default_access: Vec<String>,
+    /// Files larger than this are reported as failed without being read (default 50 MiB).
+    #[serde(default)]
+    pub max_file_bytes: Option<u64>,
+    /// If set, a document's URL is this prefix followed by its percent-encoded relative path.
+    /// Must be an `http(s)://`, `file:` or `smb://` URL, or a path starting with `/`.
+    #[serde(default)]
+    pub url_prefix: Option<String>,
+    /// The language of every document ("da", "en"); otherwise whatever the file declares.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// One access rule: files matching `path` get `principals`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// A glob such as `"Ledelse/**"`.
+    pub path: String,
+    /// Principals such as `"group:ledere"`; empty makes the matching files visible to nobody.
+    pub principals: Vec<String>,
+}
+
+/// The file-share connector. Build it with [`crate::build`] or [`FileShare::new`].
+pub struct FileShare {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    include: Option<GlobSet>,
+    include_patterns: Vec<String>,
+    exclude: GlobSet,
+    access: GlobSet,
+    rules: Vec<AccessRule>,
+    default_access: Vec<String>,
+    limits: Limits,
+    url_prefix: Option<String>,
+    language: Option<String>,
+}
+
+impl FileShare {
+    /// Validates the parameters. The root itself is not touched until `check` or `run`.
+    pub fn new(params: &FileShareParams, base_dir: &Path) -> Result<Self, ConnectorError> {
+        if params.root.as_os_str().is_empty() {
+            return Err(ConnectorError::Config(
+                "file-share root must not be empty".to_owned(),
+            ));
+        }
+        let root = if params.root.is_absolute() {
+            params.root.clone()
+        } else {
+            base_dir.join(&params.root)
+        };
+
+        let include = if params.include.is_empty() {
+            None
+        } else {
+            Some(glob_set(&params.include, "include")?)
+        };
+        let exclude = glob_set(&params.exclude, "exclude")?;
+        let access_patterns: Vec<String> =
+            params.access.iter().map(|rule| rule.path.clone()).collect();
+        let access = glob_set(&access_patterns, "access")?;
+
+        let rules = params
+            .access
+            .iter()
+            .map(|rule| {
+                Ok(AccessRule {
+                    path: rule.path.clone(),
+                    principals: principals(&rule.principals, "access")?,
+                })
+            })
+            .collect::<Result<Vec<_>, ConnectorError>>()?;
+        let default_access = principals(&params.default_access, "default_access")?;
+
+        let mut limits = Limits::default();
+        if let Some(max) = params.max_file_bytes {
+            if max == 0 {
+                return Err(ConnectorError::Config(
+                    "file-share max_file_bytes must be greater than 0".to_owned(),
+                ));
+            }
+            limits.max_file_bytes = max;
+        }
+
+        let url_prefix = params.url_prefix.as_deref().map(url_prefix).transpose()?;
+        let language = params
+            .language
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_ascii_lowercase);
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                include,
+                include_patterns: params.include.clone(),
+                exclude,
+                access,
+                rules,
+                default_access,
+                limits,
+                url_prefix,
+                language,
+            }),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for FileShare {
+    fn kind(&self) -> &'static str {
+        "file-share"
+    }
+
+    async fn check(&self) -> Result<Vec<String>, ConnectorError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.check())
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("check task failed: {e}")))?
+    }
+
+    async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
+        let started = Instant::now();
+        let (tx, mut rx) = mpsc::channel::<Found>(WALK_QUEUE);
+        let inner = Arc::clone(&self.inner);
+        // Walking is blocking file-system work; it feeds the async side through a bounded
+        // channel, and stops as soon as the async side hangs up.
+        let walker = tokio::task::spawn_blocking(move || {
+            let root = inner.open_root()?;
+            inner.walk(&root, |found| {
+                if tx.blocking_send(found).is_ok() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            })
+        });
+
+        let mut counts = Counts::default();
+        let emitted = async {
+            while let Some(found) = rx.recv().await {
+                let change = self.process(found, ctx.known.as_ref()).await;
+                counts.record(&change, &ctx.source_id);
+                ctx.sink.send(change).await?;
+            }
+            Ok::<(), ConnectorError>(())
+        }
+        .await;
+        drop(rx);
+        let walked = walker
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
+        emitted?;
+        let report = walked?;
+
+        if let Some(reason) = report.incomplete() {
+            warn!(source = %ctx.source_id, %reason, "file share listing incomplete, no traversal complete sent");
+            return Err(ConnectorError::Incomplete { reason });
+        }
+        ctx.sink.send(Change::TraversalComplete).await?;
+        if report.visible_to_nobody > 0 {
+            warn!(
+                source = %ctx.source_id,
+                files = report.visible_to_nobody,
+                "files match no access rule and default_access is empty: visible to nobody"
+            );
+        }
+        info!(
+            source = %ctx.source_id,
+            upserted = counts.upserted,
+            unchanged = counts.unchanged,
+            failed = counts.failed,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "file share walk complete"
+        );
+        Ok(())
+    }
+}
+
+impl FileShare {
+    /// Turns one walked file into a change: `Unchanged` from metadata alone when possible,
+    /// otherwise read, hash and (if the content changed) extract on the blocking pool.
+    async fn process(&self, found: Found, known: &dyn KnownDocs) -> Change {
+        let (id, path, format, stat) = match found {
+            Found::Failed { id, error } => {
+                return Change::Failed {
+                    external_id: id,
+                    error,
+                };
+            }
+            Found::File {
+                id,
+                path,
+                format,
+                stat,
+            } => (id, path, format, stat),
+        };
+        let derived = self.inner.derive(&id, format);
+        let known = known.fingerprint(&id);
+        let known = known.as_deref().and_then(Fingerprint::parse);
+        let known = known.filter(|k| k.settings == derived.settings);
+        if known.as_ref().is_some_and(|k| k.stat == stat_key(&stat)) {
+            return Change::Unchanged { external_id: id };
+        }
+        if stat.len() > self.inner.limits.max_file_bytes {
+            let error = ExtractError::TooLarge {
+                size: stat.len(),
+                limit: self.inner.limits.max_file_bytes,
+            };
+            return Change::Failed {
+                external_id: id,
+                error: error.to_string(),
+            };
+        }
+
+        let known_hash = known.map(|k| k.content.to_owned());
+        let inner = Arc::clone(&self.inner);
+        let task_id = id.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            inner.read_and_extract(&task_id, &path, format, &stat, known_hash, derived)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some(document))) => Change::Upsert(document),
+            Ok(Ok(None)) => Change::Unchanged { external_id: id },
+            Ok(Err(error)) => Change::Failed {
+                external_id: id,
+                error,
+            },
+            Err(join) => Change::Failed {
+                external_id: id,
+                error: format!("extraction crashed: {join}"),
+            },
+        }
+    }
+}
+
+/// What the walk found.
+enum Found {
+    /// A selected file to process; `path` is where to read it (the canonical target of a link).
+    File {
+        id: String,
+        path: PathBuf,
+        format: Format,
+        stat: Metadata,
+    },
+    /// A selected entry that cannot be processed (a link out of the root, a broken link, a name
+    /// that is not UTF-8).
+    Failed { id: String, error: String },
+}
+
+/// Counts from one walk, for `check` notes and the end-of-run log.
+#[derive(Debug, Default)]
+struct WalkReport {
+    files: usize,
+    include_hits: Vec<usize>,
+    rule_hits: Vec<usize>,
+    visible_to_nobody: usize,
+    links_outside: usize,
+    failed: usize,
+    unlisted: Vec<String>,
+}
+
+impl WalkReport {
+    /// Why the listing cannot be trusted for deletions, if it cannot.
+    fn incomplete(&self) -> Option<String> {
+        let first = self.unlisted.first()?;
+        Some(format!(
+            "{} folder(s) or file(s) could not be listed, first {first}",
+            self.unlisted.len()
+        ))
+    }
+}
+
+/// What a document gets from its path and the configuration rather than from its content.
+struct Derived {
+    acl: Vec<String>,
+    url: Option<String>,
+    tags: Vec<String>,
+    /// A digest of the above and the extraction settings: when a rule changes, the file's
+    /// fingerprint no longer matches and the document is re-sent with its new access list.
+    settings: String,
+}
+
+impl Inner {
+    /// Resolves and opens the root; an error here means nothing at all could be listed.
+    fn open_root(&self) -> Result<PathBuf, ConnectorError> {
+        let io = |source| ConnectorError::Io {
+            path: self.root.clone(),
+            source,
+        };
+        let root = fs::canonicalize(&self.root).map_err(io)?;
+        if !fs::metadata(&root).map_err(io)?.is_dir() {
+            return Err(ConnectorError::Unavailable {
+                reason: format!("file-share root {} is not a folder", self.root.display()),
+            });
+        }
+        fs::read_dir(&root).map_err(io)?;
+        Ok(root)
+    }
+
+    /// Walks the canonical `root`, handing every selected file to `found` in file-name order.
+    fn walk(
+        &self,
+        root: &Path,
+        mut found: impl FnMut(Found) -> ControlFlow<()>,
+    ) -> Result<WalkReport, ConnectorError> {
+        let mut report = WalkReport {
+            include_hits: vec![0; self.include_patterns.len()],
+            rule_hits: vec![0; self.rules.len()],
+            ..WalkReport::default()
+        };
+        let mut entries = WalkDir::new(root)
+            .follow_links(false)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    if error.depth() == 0 {
+                        return Err(ConnectorError::Io {
+                            path: self.root.clone(),
+                            source: error.into(),
+                        });
+                    }
+                    let at = error
+                        .path()
+                        .and_then(|p| p.strip_prefix(root).ok())
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    warn!(path = %at, %error, "cannot list folder in file share");
+                    report.unlisted.push(format!("{at:?}: {error}"));
+                    continue;
+                }
+            };
+            let name = entry.file_name().to_string_lossy();
+            let hidden = name.starts_with('.') || name.starts_with("~$");
+            let Ok(relative) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let file_type = entry.file_type();
+
+            if file_type.is_dir() {
+                if hidden || self.exclude.is_match(relative) {
+                    entries.skip_current_dir();
+                }
+                continue;
+            }
+            if hidden {
+                continue;
+            }
+            let Some(format) = Format::from_path(relative) else {
+                continue;
+            };
+            if !self.selects(relative, &mut report) {
+                continue;
+            }
+            let Some(id) = external_id(relative) else {
+                report.failed += 1;
+                let flow = found(Found::Failed {
+                    id: relative.to_string_lossy().replace('\\', "/"),
+                    error: "file name is not valid UTF-8".to_owned(),
+                });
+                if flow.is_break() {
+                    break;
+                }
+                continue;
+            };
+
+            let item = if file_type.is_symlink() {
+                match resolve_link(root, entry.path()) {
+                    Link::File { target, stat } => Found::File {
+                        id,
+                        path: target,
+                        format,
+                        stat,
+                    },
+                    Link::NotAFile => {
+                        debug!(file = %id, "link to a folder or special file not followed");
+                        continue;
+                    }
+                    Link::Outside => {
+                        report.links_outside += 1;
+                        warn!(file = %id, "symbolic link leads outside the file-share root, not followed");
+                        Found::Failed {
+                            id,
+                            error: "symbolic link leads outside the file-share root; not followed"
+                                .to_owned(),
+                        }
+                    }
+                    Link::Broken(error) => Found::Failed {
+                        id,
+                        error: format!("broken symbolic link: {error}"),
+                    },
+                }
+            } else if file_type.is_file() {
+                match entry.metadata() {
+                    Ok(stat) => Found::File {
+                        id,
+                        path: entry.path().to_owned(),
+                        format,
+                        stat,
+                    },
+                    Err(error) => Found::Failed {
+                        id,
+                        error: format!("cannot read file metadata: {error}"),
+                    },
+                }
+            } else {
+                // Pipes, sockets and devices: opening a pipe would block the walk forever.
+                continue;
+            };
+
+            match &item {
+                Found::File { id, .. } => {
+                    report.files += 1;
+                    match self.rule_for(id) {
+                        Some(index) => report.rule_hits[index] += 1,
+                        None if self.default_access.is_empty() => report.visible_to_nobody += 1,
+                        None => {}
+                    }
+                }
+                Found::Failed { .. } => report.failed += 1,
+            }
+            if found(item).is_break() {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// True when the include and exclude globs select the file; counts include hits.
+    fn selects(&self, relative: &Path, report: &mut WalkReport) -> bool {
+        if self.exclude.is_match(relative) {
+            return false;
+        }
+        let Some(include) = &self.include else {
+            return true;
+        };
+        let hits = include.matches(relative);
+        for &index in &hits {
+            report.include_hits[index] += 1;
+        }
+        !hits.is_empty()
+    }
+
+    /// The index of the first access rule matching the file.
+    fn rule_for(&self, id: &str) -> Option<usize> {
+        self.access.matches(id).first().copied()
+    }
+
+    fn derive(&self, id: &str, format: Format) -> Derived {
+        let acl = match self.rule_for(id) {
+            Some(index) => self.rules[index].principals.clone(),
+            None => self.default_access.clone(),
+        };
+        let url = self.url_prefix.as_ref().map(|prefix| {
+            let path = id
+                .split('/')
+                .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            format!("{prefix}{path}")
+        });
+        let mut tags = Vec::with_capacity(2);
+        if let Some((folder, _)) = id.split_once('/') {
+            tags.push(folder.to_owned());
+        }
+        tags.push(format.name().to_owned());
+
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&EXTRACTION_VERSION.to_le_bytes());
+        hasher.update(&self.limits.max_text_chars.to_le_bytes());
+        for value in acl.iter().chain(&tags) {
+            hasher.update(value.as_bytes());
+            hasher.update(b"\0");
+        }
+        for value in [&url, &self.language] {
+            hasher.update(value.as_deref().unwrap_or("\u{1}").as_bytes());
+            hasher.update(b"\0");
+        }
+        let settings = hasher.finalize().to_hex()[..16].to_owned();
+        Derived {
+            acl,
+            url,
+            tags,
+            settings,
+        }
+    }
+
+    /// Reads the file, and extracts it unless its content hash equals `known_hash`.
+    /// `Ok(None)` means unchanged; `Err` is the reason to report.
+    fn read_and_extract(
+        &self,
+        id: &str,
+        path: &Path,
+        format: Format,
+        walked: &Metadata,
+        known_hash: Option<String>,
+        derived: Derived,
+    ) -> Result<Option<Document>, String> {
+        let (bytes, stat) = read_file(path, walked, self.limits.max_file_bytes)?;
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if known_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(None);
+        }
+        let extracted: Extracted =
+            extract::extract(&bytes, format, &self.limits, None).map_err(|e| e.to_string())?;
+        debug!(file = %id, format = %format, chars = extracted.text.len(), "file extracted");
+
+        let fingerprint = format!(
+            "{}:{}:{hash}:{}",
+            stat.len(),
+            mtime_ns(&stat),
+            derived.settings
+        );
+        Ok(Some(Document {
+            external_id: id.to_owned(),
+            kind: "file".to_owned(),
+            title: extracted.title.unwrap_or_else(|| title_from_name(id)),
+            body: extracted.text,
+            url: derived.url,
+            author: extracted.author,
+            language: self.language.clone().or(extracted.language),
+            created: stat.created().ok().map(DateTime::<Utc>::from),
+            updated: stat.modified().ok().map(DateTime::<Utc>::from),
+            acl: derived.acl,
+            tags: derived.tags,
+            fingerprint: Some(fingerprint),
+        }))
+    }
+
+    fn check(&self) -> Result<Vec<String>, ConnectorError> {
+        let root = self.open_root()?;
+        let report = self.walk(&root, |_| ControlFlow::Continue(()))?;
+        if let Some(reason) = report.incomplete() {
+            return Err(ConnectorError::Incomplete { reason });
+        }
+        let mut notes = vec![format!(
+            "root {} is readable, {} files match",
+            root.display(),
+            report.files
+        )];
+        for (pattern, hits) in self.include_patterns.iter().zip(&report.include_hits) {
+            if *hits == 0 {
+                notes.push(format!("include glob {pattern:?} matches no file"));
+            }
+        }
+        for (number, (rule, hits)) in self.rules.iter().zip(&report.rule_hits).enumerate() {
+            if *hits == 0 {
+                notes.push(format!(
+                    "access rule {} ({:?}) matches no file",
+                    number + 1,
+                    rule.path
+                ));
+            }
+        }
+        if report.visible_to_nobody > 0 {
+            notes.push(format!(
+                "{} files match no access rule and are visible to nobody (default_access is empty)",
+                report.visible_to_nobody
+            ));
+        }
+        if report.links_outside > 0 {
+            notes.push(format!(
+                "{} symbolic links lead outside the root and are skipped",
+                report.links_outside
+            ));
+        }
+        if report.failed > report.links_outside {
+            notes.push(format!(
+                "{} files cannot be read (broken links or names that are not UTF-8)",
+                report.failed - report.links_outside
+            ));
+        }
+        Ok(notes)
+    }
+}
+
+enum Link {
+    File { target: PathBuf, stat: Metadata },
+    NotAFile,
+    Outside,
+    Broken(std::io::Error),
+}
+
+/// Follows a link to its canonical target and keeps it only inside the canonical root.
+fn resolve_link(root: &Path, link: &Path) -> Link {
+    let target = match fs::canonicalize(link) {
+        Ok(target) => target,
+        Err(error) => return Link::Broken(error),
+    };
+    if !target.starts_with(root) {
+        return Link::Outside;
+    }
+    match fs::metadata(&target) {
+        Ok(stat) if stat.is_file() => Link::File { target, stat },
+        Ok(_) => Link::NotAFile,
+        Err(error) => Link::Broken(error),
+    }
+}
+
+/// Reads at most `max` bytes of the file the walk saw.
+///
+/// On Unix the opened file must be the very inode the walk saw: if a file (or a folder above
+/// it) is swapped for a link between the walk and the read, the read is refused rather than
+/// followed out of the root.
+fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metadata), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open file: {e}"))?;
+    let stat = file
+        .metadata()
+        .map_err(|e| format!("cannot read file metadata: {e}"))?;
+    if !stat.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (stat.dev(), stat.ino()) != (walked.dev(), walked.ino()) {
+            return Err("file was replaced while the share was walked; not read".to_owned());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = walked;
+    let too_large = |size| ExtractError::TooLarge { size, limit: max }.to_string();
+    if stat.len() > max {
+        return Err(too_large(stat.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(stat.len()).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > max {
+        return Err(too_large(read));
+    }
+    Ok((bytes, stat))
+}
+
+/// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
+/// components can occur (the walk yields paths below the root), but anything else is refused
+/// rather than trusted.
+fn external_id(relative: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?),
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// "Ferie_og-fravær 2024.pdf" → "Ferie og fravær 2024".
+fn title_from_name(id: &str) -> String {
+    let name = id.rsplit('/').next().unwrap_or(id);
+    let stem = Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(name);
+    let title = stem
+        .split(['_', '-', ' '])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if title.is_empty() {
+        name.to_owned()
+    } else {
+        title
+    }
+}
+
+/// "<size>:<mtime-ns>": the part of a fingerprint that can be compared without reading.
+fn stat_key(stat: &Metadata) -> String {
+    format!("{}:{}", stat.len(), mtime_ns(stat))
+}
+
+fn mtime_ns(stat: &Metadata) -> i128 {
+    let Ok(modified) = stat.modified() else {
+        return 0;
+    };
+    let nanos = |d: std::time::Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    match modified.duration_since(UNIX_EPOCH) {
+        Ok(after) => nanos(after),
+        Err(before) => -nanos(before.duration()),
+    }
+}
+
+/// A fingerprint as this connector writes it:
+/// `<size>:<mtime-ns>:<blake3 of the content>:<settings digest>`.
+struct Fingerprint<'a> {
+    stat: &'a str,
+    content: &'a str,
+    settings: &'a str,
+}
+
+impl<'a> Fingerprint<'a> {
+    fn parse(value: &'a str) -> Option<Self> {
+        let mut parts = value.splitn(4, ':');
+        let size = parts.next()?;
+        let mtime = parts.next()?;
+        let content = parts.next()?;
+        let settings = parts.next()?;
+        Some(Self {
+            stat: &value[..size.len() + 1 + mtime.len()],
+            content,
+            settings,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    upserted: usize,
+    unchanged: usize,
+    failed: usize,
+}
+
+impl Counts {
+    fn record(&mut self, change: &Change, source: &str) {
+        match change {
+            Change::Upsert(_) => self.upserted += 1,
+            Change::Unchanged { .. } => self.unchanged += 1,
+            Change::Failed { external_id, error } => {
+                self.failed += 1;
+                warn!(source, file = %external_id, %error, "file could not be indexed");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Compiles globs into one set, keeping their order (access rules depend on it).
+fn glob_set(patterns: &[String], field: &str) -> Result<GlobSet, ConnectorError> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(glob(pattern, field)?);
+    }
+    builder
+        .build()
+        .map_err(|e| ConnectorError::Config(format!("invalid globs in {field}: {e}")))
+}
+
+fn glob(pattern: &str, field: &str) -> Result<globset::Glob, ConnectorError> {
+    let trimmed = pattern.trim();
+    let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Err(ConnectorError::Config(format!("empty glob in {field}")));
+    }
+    if trimmed.starts_with('/') || trimmed.split('/').any(|part| part == "..") {
+        return Err(ConnectorError::Config(format!(
+            "glob {pattern:?} in {field} must be relative to the root, without \"..\""
+        )));
+    }
+    let effective = if let Some(folder) = trimmed.strip_suffix('/') {
+        format!("{folder}/**")
+    } else if trimmed.contains('/') {
+        trimmed.to_owned()
+    } else {
+        format!("**/{trimmed}")
+    };
+    GlobBuilder::new(&effective)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| ConnectorError::Config(format!("invalid glob {pattern:?} in {field}: {e}")))
+}
+
+fn principals(values: &[String], field: &str) -> Result<Vec<String>, ConnectorError> {
+    values
+        .iter()
+        .map(|value| {
+            let value = value.trim();
+            if value.is_empty() {
+                Err(ConnectorError::Config(format!(
+                    "empty principal in {field}"
+                )))
+            } else {
+                Ok(value.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// Validates `url_prefix` and makes it end with `/` so that the path joins cleanly. Only
+/// schemes a browser can open as a document link are allowed: a `javascript:` prefix would turn
+/// every result into a script.
+fn url_prefix(prefix: &str) -> Result<String, ConnectorError> {
+    let prefix = prefix.trim();
+    let lower = prefix.to_ascii_lowercase();
+    let allowed = ["http://", "https://", "file:", "smb://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+        || (prefix.starts_with('/') && !prefix.starts_with("//"));
+    if !allowed {
+        return Err(ConnectorError::Config(format!(
+            "file-share url_prefix {prefix:?} must start with http://, https://, file:, smb:// or /"
+        )));
+    }
+    Ok(if prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_from_file_names() {
+        let cases = [
+            ("Ferie_og-fravær 2024.pdf", "Ferie og fravær 2024"),
+            ("HR/Løn/lønpolitik.docx", "lønpolitik"),
+            ("__.txt", "__.txt"),
+            ("noext", "noext"),
+        ];
+        for (id, expected) in cases {
+            assert_eq!(title_from_name(id), expected, "id {id:?}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_parse_back() {
+        let parsed = Fingerprint::parse("12:-5:abc:def").unwrap();
+        assert_eq!(
+            (parsed.stat, parsed.content, parsed.settings),
+            ("12:-5", "abc", "def")
+        );
+        assert!(Fingerprint::parse("12:5:abc").is_none());
+        assert!(Fingerprint::parse("").is_none());
+    }
+
+    #[test]
+    fn globs_follow_the_documented_rules() {
+        let cases = [
+            ("*.pdf", "a.pdf", true),
+            ("*.pdf", "x/y/a.pdf", true),
+            ("Ledelse/**", "Ledelse/a/b.pdf", true),
+            ("Ledelse/**", "Andet/Ledelse/b.pdf", false),
+            ("Ledelse/", "Ledelse/b.pdf", true),
+            ("Ledelse/*.pdf", "Ledelse/a/b.pdf", false),
+            ("./HR/*", "HR/a.txt", true),
+        ];
+        for (pattern, path, expected) in cases {
+            let matcher = glob(pattern, "test").unwrap().compile_matcher();
+            assert_eq!(matcher.is_match(path), expected, "{pattern} vs {path}");
+        }
+        for bad in ["", "/abs/*", "../x/*", "a/../b", "[unclosed"] {
+            assert!(glob(bad, "test").is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn url_prefixes() {
+        assert_eq!(
+            url_prefix("https://intra/share").unwrap(),
+            "https://intra/share/"
+        );
+        assert_eq!(url_prefix("/filer/").unwrap(), "/filer/");
+        for bad in [
+            "javascript:alert(1)//",
+            "data:text/html,",
+            "//evil.example/",
+            "intra/",
+        ] {
+            assert!(url_prefix(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The document model every connector emits. `src/` converts it into the index's own type.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One document as a connector sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Stable within the source (file share: the relative path with `/` separators).
+    pub external_id: String,
+    /// "file", "page", "article", "person", ...
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub url: Option<String>,
+    pub author: Option<String>,
+    /// "da" / "en" when the source knows it.
+    pub language: Option<String>,
+    pub created: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    /// Principals allowed to see the document ("group:ledere", "user:mette", "authenticated",
+    /// "public"). Empty means nobody may see it: an unmappable permission must never widen
+    /// access.
+    pub acl: Vec<String>,
+    pub tags: Vec<String>,
+    /// Opaque change marker, handed back through `KnownDocs` on the next run.
+    pub fingerprint: Option<String>,
+}
+
+/// One event of a connector run.
+// Most events of a run are `Upsert`s or `Unchanged`s, and boxing the document would cost an
+// allocation per document and change the API `src/` is written against.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// The document is new or changed.
+    Upsert(Document),
+    /// Seen and not modified: counts as seen for mark-and-sweep.
+    Unchanged { external_id: String },
+    /// The source said the document is gone.
+    Delete { external_id: String },
+    /// The document could not be read. Reported, never fatal: the old indexed version stays.
+    Failed { external_id: String, error: String },
+    /// Everything before this event is complete and may be committed with this cursor.
+    Checkpoint { cursor: String },
+    /// A full, successful listing of the source has been emitted.
+    TraversalComplete,
+}
+
+impl Change {
+    /// The document id this change concerns, if any.
+    pub fn external_id(&self) -> Option<&str> {
+        match self {
+            Change::Upsert(doc) => Some(&doc.external_id),
+            Change::Unchanged { external_id }
+            | Change::Delete { external_id }
+            | Change::Failed { external_id, .. } => Some(external_id),
+            Change::Checkpoint { .. } | Change::TraversalComplete => None,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The registry of connector kinds: typed parameters per kind, and one factory.
+//!
+//! `src/` embeds [`ConnectorParams`] in its `[[sources]]` table, so each kind's parameters
+//! live in their own sub-table (`[sources.file-share]`) and serde keeps TOML spans and line
+//! numbers for error messages. Unknown keys are refused, so a typo never silently disables a
+//! setting such as an access rule.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::connector::Connector;
+use crate::error::ConnectorError;
+use crate::file_share::{FileShare, FileShareParams};
+
+/// The parameters of every connector kind; only the table matching the source's `kind` is used.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorParams {
+    #[serde(rename = "file-share")]
+    pub file_share: Option<FileShareParams>,
+}
+
+/// Every kind [`build`] knows, as written in the configuration.
+pub const KINDS: &[&str] = &["file-share"];
+
+/// Builds the connector for `kind` from its parameters.
+///
+/// `base_dir` is the directory that relative paths in the parameters are resolved against
+/// (decided by `src/`). Building validates the configuration only: it does not touch the
+/// source, so a share that is briefly unmounted at start-up does not stop the portal.
+pub fn build(
+    kind: &str,
+    params: &ConnectorParams,
+    base_dir: &Path,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    match kind {
+        "file-share" => {
+            let params = params.file_share.as_ref().ok_or_else(|| {
+                ConnectorError::Config(
+                    "kind \"file-share\" needs a [sources.file-share] table".to_owned(),
+                )
+            })?;
+            Ok(Box::new(FileShare::new(params, base_dir)?))
+        }
+        other => Err(ConnectorError::Config(format!(
+            "unknown connector kind {other:?}; known kinds: {}",
+            KINDS.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use samle_connectors::{Change, ChangeSink, Connector, ConnectorError, RunContext};
+use tokio::sync::mpsc;
+
+/// The bytes of a committed fixture.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// Runs a connector to the end with the given known fingerprints and collects its changes.
+pub async fn run(
+    connector: &dyn Connector,
+    known: HashMap<String, String>,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    run_with(connector, known, None, false).await
+}
+
+pub async fn run_with(
+    connector: &dyn Connector,
+    known: HashMap<String, String>,
+    cursor: Option<&str>,
+    full: bool,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    // A small channel, so that back-pressure is exercised too.
+    let (tx, mut rx) = mpsc::channel(2);
+    let ctx = RunContext {
+        source_id: "test".to_owned(),
+        cursor: cursor.map(str::to_owned),
+        full,
+        known: Arc::new(known),
+        sink: ChangeSink::new(tx),
+    };
+    let collect = async {
+        let mut changes = Vec::new();
+        while let Some(change) = rx.recv().await {
+            changes.push(change);
+        }
+        changes
+    };
+    tokio::join!(connector.run(ctx), collect)
+}
+
+/// The fingerprints of every upserted document, as `src/` would store them.
+pub fn fingerprints(changes: &[Change]) -> HashMap<String, String> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Upsert(doc) => Some((doc.external_id.clone(), doc.fingerprint.clone()?)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A temporary folder holding the share's root (`share/`) and a place outside it
+/// (`outside/`).
+pub struct Share {
+    pub dir: tempfile::TempDir,
+}
+
+impl Share {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("share")).unwrap();
+        std::fs::create_dir(dir.path().join("outside")).unwrap();
+        Self { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("share")
+    }
+
+    pub fn base(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file under the root, creating folders as needed.
+    pub fn write(&self, relative: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Builds a file-share connector from the lines of a `[sources.file-share]` table; `root`
+    /// is added unless the lines set it.
+    pub fn connector(&self, lines: &str) -> Box<dyn Connector> {
+        samle_connectors::build("file-share", &self.params(lines), self.base()).unwrap()
+    }
+
+    pub fn params(&self, lines: &str) -> samle_connectors::ConnectorParams {
+        let root = if lines.contains("root =") {
+            String::new()
+        } else {
+            format!("root = {:?}\n", self.root().to_str().unwrap())
+        };
+        toml::from_str(&format!("[file-share]\n{root}{lines}")).unwrap()
+    }
+}
+
+/// The upserted documents by id.
+pub fn upserts(changes: &[Change]) -> HashMap<String, samle_connectors::Document> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Upsert(doc) => Some((doc.external_id.clone(), doc.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ids of the changes matching `pick`, sorted.
+pub fn ids(changes: &[Change], pick: fn(&Change) -> bool) -> Vec<String> {
+    let mut ids: Vec<String> = changes
+        .iter()
+        .filter(|c| pick(c))
+        .filter_map(|c| c.external_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn is_upsert(change: &Change) -> bool {
+    matches!(change, Change::Upsert(_))
+}
+
+pub fn is_unchanged(change: &Change) -> bool {
+    matches!(change, Change::Unchanged { .. })
+}
+
+pub fn is_failed(change: &Change) -> bool {
+    matches!(change, Change::Failed { .. })
+}

@@ -1,0 +1,577 @@
+//! Text extraction: every format, every charset path, and hostile inputs.
+
+use std::io::{Cursor, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use samle_connectors::extract::{ExtractError, Extracted, Format, Limits, decode_text, extract};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+use crate::common::fixture;
+
+fn extract_default(bytes: &[u8], format: Format) -> Extracted {
+    extract(bytes, format, &Limits::default(), None)
+        .unwrap_or_else(|e| panic!("{format} extraction failed: {e}"))
+}
+
+struct Expect {
+    name: &'static str,
+    bytes: Vec<u8>,
+    format: Format,
+    title: Option<&'static str>,
+    contains: &'static [&'static str],
+    absent: &'static [&'static str],
+    language: Option<&'static str>,
+    author: Option<&'static str>,
+}
+
+#[test]
+fn every_format_extracts_title_and_text() {
+    let html = r#"<!DOCTYPE html>
+<html lang="da-DK"><head><meta charset="utf-8"><title>Ferie &amp; fravær</title>
+<meta name="Author" content="Mette Hansen"><style>.x{color:red}</style>
+<script>var hemmelig = "script-tekst";</script></head>
+<body><nav><a href="/">Forside</a> <a href="/nyt">Menu-punkt</a></nav>
+<header>Sidehoved-tekst</header>
+<article><h1>Ferie og fravær</h1>
+<p>Alle medarbejdere har ret til seks ugers ferie om året. Ferien planlægges i samarbejde med
+nærmeste leder, og ønsker om sommerferie skal være afleveret senest den 1. marts. Det gælder
+både fuldtids- og deltidsansatte, og reglerne følger ferieloven og den lokale aftale.</p>
+<p>Ved sygdom skal du melde dig syg til din leder inden klokken ni. Barns første sygedag er en
+fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seniordage og
+&aelig;ndringer i reglerne for &oslash;vrige fraværsårsager &#229;rsag.</p></article>
+<footer>Sidefod-tekst</footer></body></html>"#;
+
+    let markdown = "---\ntitle: \"Rejseregler\"\nauthor: Jens Jensen\nlang: da\n---\n\
+# Overskrift\n\nDette er **fed** og *kursiv* tekst med [et link](https://example.com) og `kode`.\n\n\
+- punkt et\n- punkt to\n\n<div>rå html</div>\n\n| kolonne | værdi |\n|---|---|\n| a | b |\n";
+
+    let cases = [
+        Expect {
+            name: "pdf fixture",
+            bytes: fixture("personalehaandbog.pdf"),
+            format: Format::Pdf,
+            title: Some("Personalehåndbog"),
+            contains: &["Personalehåndbog", "Ferie og fravær", "æøå ÆØÅ"],
+            absent: &["\u{fffd}"],
+            language: None,
+            author: Some("Mette Hansen"),
+        },
+        Expect {
+            name: "docx fixture",
+            bytes: fixture("personalehaandbog.docx"),
+            format: Format::Docx,
+            title: Some("Personalehåndbog"),
+            contains: &[
+                "Personalehåndbog\nFerie og fravær",
+                "æøå ÆØÅ",
+                "Løn & pension",
+            ],
+            absent: &["<", "w:t", "11906"],
+            language: Some("da"),
+            author: Some("Mette Hansen"),
+        },
+        Expect {
+            name: "odt fixture",
+            bytes: fixture("personalehaandbog.odt"),
+            format: Format::Odt,
+            title: Some("Personalehåndbog"),
+            contains: &[
+                "Personalehåndbog\nFerie og fravær",
+                "æøå ÆØÅ",
+                "Løn &\npension",
+            ],
+            absent: &["<", "text:p", "opendocument"],
+            language: Some("da"),
+            author: Some("Mette Hansen"),
+        },
+        Expect {
+            name: "html article",
+            bytes: html.as_bytes().to_vec(),
+            format: Format::Html,
+            title: Some("Ferie & fravær"),
+            contains: &["seks ugers ferie", "ændringer", "øvrige", "årsag"],
+            absent: &["script-tekst", "color:red", "Menu-punkt", "<p>", "&aelig;"],
+            language: Some("da"),
+            author: Some("Mette Hansen"),
+        },
+        Expect {
+            name: "html without title falls back to h1, nav and footer dropped",
+            bytes: b"<html><body><nav>Menu</nav><h1>Kun  en\n overskrift</h1><p>Kort.</p>\
+<footer>Fod</footer></body></html>"
+                .to_vec(),
+            format: Format::Html,
+            title: Some("Kun en overskrift"),
+            contains: &["Kort."],
+            absent: &["Menu", "Fod"],
+            language: None,
+            author: None,
+        },
+        Expect {
+            name: "markdown with front matter",
+            bytes: markdown.as_bytes().to_vec(),
+            format: Format::Markdown,
+            title: Some("Rejseregler"),
+            contains: &[
+                "Overskrift",
+                "Dette er fed og kursiv tekst med et link og kode.",
+                "punkt et",
+                "kolonne",
+            ],
+            absent: &["**", "](", "# ", "<div>", "rå html", "---", "title:"],
+            language: Some("da"),
+            author: Some("Jens Jensen"),
+        },
+        Expect {
+            name: "markdown title from first heading",
+            bytes: "Indledning uden overskrift.\n\n## Første _overskrift_\n\nTekst.\n"
+                .as_bytes()
+                .to_vec(),
+            format: Format::Markdown,
+            title: Some("Første overskrift"),
+            contains: &["Indledning uden overskrift.", "Tekst."],
+            absent: &["_", "##"],
+            language: None,
+            author: None,
+        },
+        Expect {
+            name: "text with a short first line",
+            bytes: "\n  Mødereferat 3. maj  \n\nDeltagere: alle.\n"
+                .as_bytes()
+                .to_vec(),
+            format: Format::Text,
+            title: Some("Mødereferat 3. maj"),
+            contains: &["Mødereferat 3. maj\n\nDeltagere: alle."],
+            absent: &[],
+            language: None,
+            author: None,
+        },
+        Expect {
+            name: "text with a long first line has no title",
+            bytes: "ord ".repeat(40).into_bytes(),
+            format: Format::Text,
+            title: None,
+            contains: &["ord ord"],
+            absent: &[],
+            language: None,
+            author: None,
+        },
+    ];
+
+    for case in cases {
+        let got = extract_default(&case.bytes, case.format);
+        assert_eq!(got.title.as_deref(), case.title, "{}: title", case.name);
+        for needle in case.contains {
+            assert!(
+                got.text.contains(needle),
+                "{}: {needle:?} missing from {:?}",
+                case.name,
+                got.text
+            );
+        }
+        for needle in case.absent {
+            assert!(
+                !got.text.contains(needle),
+                "{}: {needle:?} present in {:?}",
+                case.name,
+                got.text
+            );
+        }
+        assert_eq!(
+            got.language.as_deref(),
+            case.language,
+            "{}: language",
+            case.name
+        );
+        assert_eq!(got.author.as_deref(), case.author, "{}: author", case.name);
+    }
+}
+
+#[test]
+fn formats_from_paths_and_mime_types() {
+    let paths = [
+        ("a/b/Side.HTML", Some(Format::Html)),
+        ("side.htm", Some(Format::Html)),
+        ("README.md", Some(Format::Markdown)),
+        ("noter.txt", Some(Format::Text)),
+        ("rapport.PDF", Some(Format::Pdf)),
+        ("brev.docx", Some(Format::Docx)),
+        ("brev.odt", Some(Format::Odt)),
+        ("brev.doc", None),
+        ("billede.png", None),
+        ("uden-endelse", None),
+    ];
+    for (path, expected) in paths {
+        assert_eq!(Format::from_path(Path::new(path)), expected, "{path}");
+    }
+    let mimes = [
+        ("text/html; charset=ISO-8859-1", Some(Format::Html)),
+        ("application/xhtml+xml", Some(Format::Html)),
+        ("text/markdown", Some(Format::Markdown)),
+        ("text/plain", Some(Format::Text)),
+        ("Application/PDF", Some(Format::Pdf)),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Some(Format::Docx),
+        ),
+        ("application/vnd.oasis.opendocument.text", Some(Format::Odt)),
+        ("image/png", None),
+        ("", None),
+    ];
+    for (mime, expected) in mimes {
+        assert_eq!(Format::from_mime(mime), expected, "{mime}");
+    }
+}
+
+/// "æøå ÆØÅ" in Windows-1252 / ISO-8859-1.
+const LATIN1_DANISH: &[u8] = b"\xe6\xf8\xe5 \xc6\xd8\xc5";
+
+fn html_page(head: &[u8], body_text: &[u8]) -> Vec<u8> {
+    let mut page = b"<!DOCTYPE html><html><head>".to_vec();
+    page.extend_from_slice(head);
+    page.extend_from_slice(b"<title>Pr\xf8ve</title></head><body><p>");
+    page.extend_from_slice(body_text);
+    page.extend_from_slice(b"</p></body></html>");
+    page
+}
+
+#[test]
+fn danish_text_survives_every_charset_path() {
+    let cp1252_sentence: Vec<u8> = [
+        b"Medarbejdere skal v\xe6re opm\xe6rksomme p\xe5 reglerne for f\xf8rste sygedag: "
+            .as_slice(),
+        LATIN1_DANISH,
+    ]
+    .concat();
+    let utf8_page = html_page(b"", "Prøve: æøå ÆØÅ".as_bytes());
+    let utf8_page = String::from_utf8_lossy(&utf8_page).replace("Pr\u{fffd}ve", "Prøve");
+
+    let mut utf16 = vec![0xff, 0xfe];
+    for unit in "<html><body><p>æøå ÆØÅ</p></body></html>".encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> =
+        vec![
+        ("windows-1252 without any declaration", html_page(b"", &cp1252_sentence), None),
+        (
+            "meta charset iso-8859-1",
+            html_page(b"<meta charset=\"iso-8859-1\">", LATIN1_DANISH),
+            None,
+        ),
+        (
+            "meta http-equiv",
+            html_page(
+                b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\">",
+                LATIN1_DANISH,
+            ),
+            None,
+        ),
+        (
+            "declared header iso-8859-1",
+            html_page(b"", LATIN1_DANISH),
+            Some("ISO-8859-1"),
+        ),
+        (
+            "header wrongly says utf-8",
+            html_page(b"", &cp1252_sentence),
+            Some("utf-8"),
+        ),
+        (
+            "utf-8 with bom",
+            [b"\xef\xbb\xbf".as_slice(), utf8_page.as_bytes()].concat(),
+            None,
+        ),
+        ("utf-16le with bom", utf16, None),
+        ("utf-8 without declaration", utf8_page.into_bytes(), None),
+    ];
+
+    for (name, bytes, declared) in cases {
+        let got = extract(&bytes, Format::Html, &Limits::default(), declared).unwrap();
+        assert!(got.text.contains("æøå ÆØÅ"), "{name}: {:?}", got.text);
+        assert!(
+            !got.text.contains('\u{fffd}'),
+            "{name}: replacement character in {:?}",
+            got.text
+        );
+        if let Some(title) = got.title {
+            assert!(!title.contains('\u{fffd}'), "{name}: title {title:?}");
+        }
+    }
+
+    // Plain text in Windows-1252, no declaration at all.
+    let text = decode_text(&cp1252_sentence, None, false);
+    assert!(text.ends_with("æøå ÆØÅ"), "{text:?}");
+    assert!(text.contains("første sygedag"), "{text:?}");
+}
+
+fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    for (name, data) in entries {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Rewrites the uncompressed size of every entry, in the local headers and the central
+/// directory, the way a crafted zip bomb lies about itself.
+fn patch_uncompressed_sizes(zip: &mut [u8], size: u32) {
+    let mut at = 0;
+    while at + 4 <= zip.len() {
+        match &zip[at..at + 4] {
+            b"PK\x03\x04" => zip[at + 22..at + 26].copy_from_slice(&size.to_le_bytes()),
+            b"PK\x01\x02" => zip[at + 24..at + 28].copy_from_slice(&size.to_le_bytes()),
+            _ => {}
+        }
+        at += 1;
+    }
+}
+
+const DOCX_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>hej</w:t></w:r></w:p></w:body></w:document>"#;
+
+#[test]
+fn zip_bombs_are_refused_before_inflating() {
+    // An entry whose header promises 4 GiB.
+    let mut huge = zip_with(&[("word/document.xml", DOCX_BODY.as_bytes())]);
+    patch_uncompressed_sizes(&mut huge, 0xFFFF_FFF0);
+    let started = Instant::now();
+    let err = extract(&huge, Format::Docx, &Limits::default(), None).unwrap_err();
+    assert!(
+        matches!(err, ExtractError::TooLargeUncompressed { .. }),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // One entry more than allowed.
+    let names: Vec<String> = (0..=Limits::default().max_zip_entries)
+        .map(|i| format!("f{i}.xml"))
+        .collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"".as_slice())).collect();
+    let many = zip_with(&entries);
+    let started = Instant::now();
+    let err = extract(&many, Format::Odt, &Limits::default(), None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExtractError::TooManyEntries {
+                entries: 10_001,
+                limit: 10_000
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Headers that understate: 8 MiB of text declared as 100 bytes, with a 1 MiB budget. The
+    // read must stop at the budget (or at the declared size), not inflate everything.
+    let mut body = String::from(r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>"#);
+    body.push_str(&"a".repeat(8 << 20));
+    body.push_str("</w:t></w:r></w:p></w:body></w:document>");
+    let mut liar = zip_with(&[("word/document.xml", body.as_bytes())]);
+    assert!(
+        liar.len() < 200_000,
+        "the bomb should be small: {}",
+        liar.len()
+    );
+    patch_uncompressed_sizes(&mut liar, 100);
+    let limits = Limits {
+        max_uncompressed_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    match extract(&liar, Format::Docx, &limits, None) {
+        Err(_) => {}
+        Ok(got) => assert!(
+            got.text.len() <= 1 << 20,
+            "inflated {} bytes",
+            got.text.len()
+        ),
+    }
+}
+
+#[test]
+fn billion_laughs_in_a_docx_is_not_expanded() {
+    let mut entities = String::from("<!ENTITY lol \"lol\">");
+    for level in 1..=9 {
+        let previous = if level == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", level - 1)
+        };
+        entities.push_str(&format!(
+            "<!ENTITY lol{level} \"{}\">",
+            format!("&{previous};").repeat(10)
+        ));
+    }
+    let document = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE lolz [{entities}]><w:document xmlns:w="x"><w:body><w:p><w:r><w:t>Før &lol9; efter &amp; &#230;</w:t></w:r></w:p></w:body></w:document>"#
+    );
+    let docx = zip_with(&[("word/document.xml", document.as_bytes())]);
+    let started = Instant::now();
+    match extract(&docx, Format::Docx, &Limits::default(), None) {
+        Ok(got) => {
+            assert_eq!(got.text, "Før efter & æ");
+        }
+        Err(err) => assert!(matches!(err, ExtractError::Malformed { .. }), "{err}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn broken_pdfs_are_errors_not_panics() {
+    let good = fixture("personalehaandbog.pdf");
+    let mut garbage_after_header = b"%PDF-1.4\n".to_vec();
+    garbage_after_header.extend((0u32..4096).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let mut bad_xref = good.clone();
+    let xref = bad_xref.windows(4).position(|w| w == b"xref").unwrap();
+    bad_xref.truncate(xref + 10);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated to half", good[..good.len() / 2].to_vec()),
+        ("truncated inside the xref", bad_xref),
+        ("header then garbage", garbage_after_header),
+        ("not a pdf at all", b"hello, world".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let result = extract(&bytes, Format::Pdf, &Limits::default(), None);
+        assert!(result.is_err(), "{name}: expected an error, got {result:?}");
+    }
+
+    // pdf-extract panics on this one ("Descendant fonts required"); the panic is contained.
+    let err = extract(
+        &fixture("panics-pdf-extract.pdf"),
+        Format::Pdf,
+        &Limits::default(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("malformed pdf file: the pdf parser gave up"),
+        "{err}"
+    );
+}
+
+#[test]
+fn garbage_never_panics_in_any_format() {
+    let formats = [
+        Format::Html,
+        Format::Markdown,
+        Format::Text,
+        Format::Pdf,
+        Format::Docx,
+        Format::Odt,
+    ];
+    let mut seed: u64 = 0x5eed;
+    for round in 0..20 {
+        let len = 1 + (round * 97) % 3000;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect();
+        for format in formats {
+            // Either outcome is fine; a panic fails the test.
+            let _ = extract(&bytes, format, &Limits::default(), None);
+        }
+    }
+    // A zip that is not an office document, and an office document without its content part.
+    let not_office = zip_with(&[("hello.txt", b"hej")]);
+    for format in [Format::Docx, Format::Odt] {
+        let err = extract(&not_office, format, &Limits::default(), None).unwrap_err();
+        assert!(matches!(err, ExtractError::Malformed { .. }), "{err}");
+    }
+}
+
+#[test]
+fn deeply_nested_input_is_handled_without_recursion() {
+    // Extraction runs on blocking-pool threads; give it no more stack than those have.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let nested = |depth: usize| {
+                format!(
+                    "<html><body>{}dybt{}</body></html>",
+                    "<div>".repeat(depth),
+                    "</div>".repeat(depth)
+                )
+            };
+            // Deep, but within what a parser handles: plain body text instead of readability.
+            let got = extract(
+                nested(1_000).as_bytes(),
+                Format::Html,
+                &Limits::default(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(got.text, "dybt");
+            // An attack: refused before html5ever spends quadratic time on it.
+            let started = Instant::now();
+            let err = extract(
+                nested(200_000).as_bytes(),
+                Format::Html,
+                &Limits::default(),
+                None,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("nested"), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+
+            let depth = 50_000;
+            let markdown = format!("{}dybt\n", "> ".repeat(depth));
+            let got = extract(
+                markdown.as_bytes(),
+                Format::Markdown,
+                &Limits::default(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(got.text, "dybt");
+            let xml = format!(
+                r#"<w:document xmlns:w="x"><w:body>{}<w:t>dybt</w:t>{}</w:body></w:document>"#,
+                "<w:p>".repeat(depth),
+                "</w:p>".repeat(depth)
+            );
+            let docx = zip_with(&[("word/document.xml", xml.as_bytes())]);
+            let got = extract(&docx, Format::Docx, &Limits::default(), None).unwrap();
+            assert_eq!(got.text, "dybt");
+        })
+        .unwrap();
+    handle.join().expect("extraction overflowed or panicked");
+}
+
+#[test]
+fn limits_are_enforced() {
+    let small = Limits {
+        max_file_bytes: 10,
+        ..Limits::default()
+    };
+    let err = extract(b"more than ten bytes", Format::Text, &small, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExtractError::TooLarge {
+                size: 19,
+                limit: 10
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "file is 19 bytes, over the limit of 10 bytes"
+    );
+
+    let short = Limits {
+        max_text_chars: 5,
+        ..Limits::default()
+    };
+    let got = extract("æøåæøåæøå".as_bytes(), Format::Text, &short, None).unwrap();
+    assert_eq!(got.text, "æøåæø");
+}

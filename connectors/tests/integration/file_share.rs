@@ -1,0 +1,604 @@
+//! The file-share connector against real folders.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::time::{Duration, SystemTime};
+
+use samle_connectors::{Change, ConnectorError};
+
+use crate::common::{
+    Share, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run, upserts,
+};
+
+fn assert_complete(changes: &[Change]) {
+    assert_eq!(
+        changes.last(),
+        Some(&Change::TraversalComplete),
+        "the run must end with TraversalComplete"
+    );
+    let count = changes
+        .iter()
+        .filter(|c| **c == Change::TraversalComplete)
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn walks_every_supported_format_into_documents() {
+    let share = Share::new();
+    share.write("HR/Ferie_og-fravær.pdf", fixture("personalehaandbog.pdf"));
+    share.write("HR/håndbog.docx", fixture("personalehaandbog.docx"));
+    share.write("Ledelse/strategi.odt", fixture("personalehaandbog.odt"));
+    share.write(
+        "index.html",
+        "<html lang=\"en\"><head><title>Welcome</title></head><body><p>Hello.</p></body></html>",
+    );
+    share.write("README.md", "# Om drevet\n\nFælles filer.\n");
+    share.write("møde_referat-2024.txt", "x".repeat(200));
+    share.write("billede.png", [0x89, b'P', b'N', b'G']);
+    share.write(".skjult.txt", "hidden");
+    share.write(".git/config.txt", "hidden folder");
+    share.write("HR/~$håndbog.docx", "office lock file");
+
+    let connector = share.connector(
+        "url_prefix = \"https://intra.example/filer\"\ndefault_access = [\"authenticated\"]",
+    );
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_complete(&changes);
+    let docs = upserts(&changes);
+    let mut names: Vec<&str> = docs.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "HR/Ferie_og-fravær.pdf",
+            "HR/håndbog.docx",
+            "Ledelse/strategi.odt",
+            "README.md",
+            "index.html",
+            "møde_referat-2024.txt",
+        ]
+    );
+    assert_eq!(
+        changes.len(),
+        docs.len() + 1,
+        "only upserts and the end marker: {changes:?}"
+    );
+
+    let pdf = &docs["HR/Ferie_og-fravær.pdf"];
+    assert_eq!(pdf.kind, "file");
+    assert_eq!(pdf.title, "Personalehåndbog");
+    assert!(pdf.body.contains("æøå ÆØÅ"), "{:?}", pdf.body);
+    assert_eq!(pdf.tags, ["HR", "pdf"]);
+    assert_eq!(pdf.acl, ["authenticated"]);
+    assert_eq!(pdf.author.as_deref(), Some("Mette Hansen"));
+    assert_eq!(
+        pdf.url.as_deref(),
+        Some("https://intra.example/filer/HR/Ferie_og-frav%C3%A6r.pdf")
+    );
+    let mtime = fs::metadata(share.root().join("HR/Ferie_og-fravær.pdf"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(pdf.updated, Some(mtime.into()));
+    let fingerprint = pdf.fingerprint.as_deref().unwrap();
+    let size = fixture("personalehaandbog.pdf").len();
+    assert!(
+        fingerprint.starts_with(&format!("{size}:")),
+        "{fingerprint}"
+    );
+    assert_eq!(fingerprint.split(':').count(), 4, "{fingerprint}");
+
+    assert_eq!(docs["HR/håndbog.docx"].tags, ["HR", "docx"]);
+    assert_eq!(docs["HR/håndbog.docx"].language.as_deref(), Some("da"));
+    assert_eq!(docs["Ledelse/strategi.odt"].tags, ["Ledelse", "odt"]);
+    assert_eq!(docs["index.html"].title, "Welcome");
+    assert_eq!(docs["index.html"].language.as_deref(), Some("en"));
+    assert_eq!(docs["index.html"].tags, ["html"]);
+    assert_eq!(docs["README.md"].title, "Om drevet");
+    assert_eq!(docs["README.md"].tags, ["markdown"]);
+    // A long first line is no title: the file name stands in, separators as spaces.
+    assert_eq!(docs["møde_referat-2024.txt"].title, "møde referat 2024");
+    assert_eq!(docs["møde_referat-2024.txt"].tags, ["text"]);
+}
+
+#[tokio::test]
+async fn language_from_the_configuration_wins() {
+    let share = Share::new();
+    share.write(
+        "a.html",
+        "<html lang=\"en\"><body><p>Hello.</p></body></html>",
+    );
+    share.write("b.txt", "Hej.");
+    let connector = share.connector("language = \"da\"");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let docs = upserts(&changes);
+    assert_eq!(docs["a.html"].language.as_deref(), Some("da"));
+    assert_eq!(docs["b.txt"].language.as_deref(), Some("da"));
+    assert_eq!(docs["b.txt"].url, None);
+}
+
+#[tokio::test]
+async fn include_and_exclude_globs_select_files() {
+    let share = Share::new();
+    for path in [
+        "a.txt",
+        "a.pdf",
+        "HR/b.txt",
+        "HR/Arkiv/c.txt",
+        "Arkiv/d.txt",
+        "tmp/e.md",
+        "HR/kladde.tmp.txt",
+    ] {
+        share.write(path, "tekst");
+    }
+    let all = [
+        "Arkiv/d.txt",
+        "HR/Arkiv/c.txt",
+        "HR/b.txt",
+        "HR/kladde.tmp.txt",
+        "a.pdf",
+        "a.txt",
+        "tmp/e.md",
+    ];
+    let cases: [(&str, &str, &[&str]); 7] = [
+        ("[]", "[]", &all),
+        (
+            "[\"*.txt\"]",
+            "[]",
+            &[
+                "Arkiv/d.txt",
+                "HR/Arkiv/c.txt",
+                "HR/b.txt",
+                "HR/kladde.tmp.txt",
+                "a.txt",
+            ],
+        ),
+        ("[\"HR/*.txt\"]", "[]", &["HR/b.txt", "HR/kladde.tmp.txt"]),
+        (
+            "[\"HR/**\"]",
+            "[\"Arkiv\"]",
+            &["HR/b.txt", "HR/kladde.tmp.txt"],
+        ),
+        (
+            "[]",
+            "[\"Arkiv/\", \"*.tmp.txt\"]",
+            &["HR/Arkiv/c.txt", "HR/b.txt", "a.pdf", "a.txt", "tmp/e.md"],
+        ),
+        ("[\"*.md\", \"a.*\"]", "[\"tmp/**\"]", &["a.pdf", "a.txt"]),
+        ("[\"*.xlsx\"]", "[]", &[]),
+    ];
+    for (include, exclude, expected) in cases {
+        let connector = share.connector(&format!("include = {include}\nexclude = {exclude}"));
+        let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+        result.unwrap();
+        assert_complete(&changes);
+        // "a.pdf" is not a real PDF: it fails, but it was selected all the same.
+        let selected = ids(&changes, |c| !matches!(c, Change::TraversalComplete));
+        assert_eq!(selected, expected, "include {include} exclude {exclude}");
+    }
+}
+
+#[tokio::test]
+async fn access_rules_first_match_wins_then_default() {
+    let share = Share::new();
+    for path in [
+        "Ledelse/Løn/2024.txt",
+        "Ledelse/strategi.txt",
+        "Fælles/rapport.pdf",
+        "Fælles/nyt.txt",
+    ] {
+        share.write(path, "tekst");
+    }
+    share.write("Fælles/rapport.pdf", fixture("personalehaandbog.pdf"));
+    let rules = r#"
+[[file-share.access]]
+path = "Ledelse/Løn/**"
+principals = ["group:løn"]
+[[file-share.access]]
+path = "Ledelse/**"
+principals = ["group:ledere", "user:mette"]
+[[file-share.access]]
+path = "*.pdf"
+principals = ["authenticated"]
+"#;
+    let cases: [(&str, [&[&str]; 4]); 2] = [
+        (
+            "default_access = [\"group:alle\"]",
+            [
+                &["group:løn"],
+                &["group:ledere", "user:mette"],
+                &["authenticated"],
+                &["group:alle"],
+            ],
+        ),
+        (
+            "",
+            [
+                &["group:løn"],
+                &["group:ledere", "user:mette"],
+                &["authenticated"],
+                &[],
+            ],
+        ),
+    ];
+    for (default, expected) in cases {
+        // TOML puts keys after an array of tables into the last table, so keys come first.
+        let connector = share.connector(&format!("{default}\n{rules}"));
+        let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+        result.unwrap();
+        let docs = upserts(&changes);
+        let acl = |id: &str| docs[id].acl.clone();
+        assert_eq!(acl("Ledelse/Løn/2024.txt"), expected[0], "{default}");
+        assert_eq!(acl("Ledelse/strategi.txt"), expected[1], "{default}");
+        assert_eq!(acl("Fælles/rapport.pdf"), expected[2], "{default}");
+        assert_eq!(acl("Fælles/nyt.txt"), expected[3], "{default}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_access_rule_resends_unchanged_files() {
+    let share = Share::new();
+    share.write("Ledelse/plan.txt", "plan");
+    share.write("andet.txt", "andet");
+    let open = share.connector("default_access = [\"authenticated\"]");
+    let (result, first) = run(open.as_ref(), HashMap::new()).await;
+    result.unwrap();
+
+    let closed = share.connector(
+        "default_access = [\"authenticated\"]\n[[file-share.access]]\npath = \"Ledelse/\"\nprincipals = [\"group:ledere\"]",
+    );
+    let (result, second) = run(closed.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&second, is_upsert), ["Ledelse/plan.txt"]);
+    assert_eq!(ids(&second, is_unchanged), ["andet.txt"]);
+    assert_eq!(upserts(&second)["Ledelse/plan.txt"].acl, ["group:ledere"]);
+}
+
+#[tokio::test]
+async fn symlinks_out_of_the_root_are_reported_and_not_followed() {
+    let share = Share::new();
+    let outside = share.base().join("outside");
+    fs::write(outside.join("hemmelig.txt"), "hemmelig løn").unwrap();
+    fs::create_dir(outside.join("mappe")).unwrap();
+    fs::write(outside.join("mappe/mere.txt"), "mere hemmeligt").unwrap();
+    share.write("synlig.txt", "synlig");
+    symlink(
+        outside.join("hemmelig.txt"),
+        share.root().join("genvej.txt"),
+    )
+    .unwrap();
+    // A relative link climbing out with "..".
+    symlink("../outside/hemmelig.txt", share.root().join("op.txt")).unwrap();
+    symlink(outside.join("mappe"), share.root().join("mappe")).unwrap();
+
+    let connector = share.connector("");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_complete(&changes);
+    assert_eq!(ids(&changes, is_upsert), ["synlig.txt"]);
+    assert_eq!(ids(&changes, is_failed), ["genvej.txt", "op.txt"]);
+    for change in &changes {
+        if let Change::Failed { error, .. } = change {
+            assert!(error.contains("outside the file-share root"), "{error}");
+        }
+        if let Change::Upsert(doc) = change {
+            assert!(!doc.body.contains("hemmelig"), "{doc:?}");
+        }
+    }
+
+    let notes = connector.check().await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "2 symbolic links lead outside the root and are skipped"),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn symlinks_inside_the_root_are_followed() {
+    let share = Share::new();
+    share.write("Original/regler.txt", "Regler for ferie");
+    fs::create_dir(share.root().join("Genveje")).unwrap();
+    symlink(
+        "../Original/regler.txt",
+        share.root().join("Genveje/regler.txt"),
+    )
+    .unwrap();
+    // A link to a folder inside the root is not walked twice (nor looped through).
+    symlink("..", share.root().join("Original/op")).unwrap();
+
+    let connector = share.connector("");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_complete(&changes);
+    assert_eq!(
+        ids(&changes, is_upsert),
+        ["Genveje/regler.txt", "Original/regler.txt"]
+    );
+    let docs = upserts(&changes);
+    assert_eq!(docs["Genveje/regler.txt"].body, "Regler for ferie");
+    assert_eq!(docs["Genveje/regler.txt"].tags, ["Genveje", "text"]);
+}
+
+#[tokio::test]
+async fn parent_folders_cannot_be_reached() {
+    let share = Share::new();
+    share.write("inde.txt", "inde");
+    fs::write(share.base().join("outside/ude.txt"), "ude").unwrap();
+
+    // A root spelled with ".." is resolved once; ids stay relative to it.
+    let connector = share.connector("root = \"share/../share\"");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_eq!(ids(&changes, is_upsert), ["inde.txt"]);
+    for change in &changes {
+        if let Some(id) = change.external_id() {
+            assert!(!id.starts_with('/'), "{id}");
+            assert!(
+                id.split('/').all(|part| part != ".." && part != "."),
+                "{id}"
+            );
+        }
+    }
+
+    // Globs cannot point above the root either.
+    for lines in [
+        "include = [\"../outside/*\"]",
+        "exclude = [\"/etc/*\"]",
+        "[[file-share.access]]\npath = \"../**\"\nprincipals = [\"public\"]",
+    ] {
+        let err = samle_connectors::build("file-share", &share.params(lines), share.base())
+            .err()
+            .unwrap();
+        assert!(err.is_config(), "{err}");
+        assert!(
+            err.to_string().contains("must be relative to the root"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unchanged_files_are_not_read_again() {
+    let share = Share::new();
+    let a = share.write("a.txt", "første udgave");
+    share.write("b.md", "# B\n\ntekst");
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let known = fingerprints(&first);
+    assert_eq!(known.len(), 2);
+
+    // Same size, same modification time, different bytes: only a read could notice, so an
+    // Unchanged proves the file was not read.
+    let mtime = fs::metadata(&a).unwrap().modified().unwrap();
+    fs::write(&a, "ANDEN UDGAVE!!").unwrap();
+    assert_eq!(
+        fs::metadata(&a).unwrap().len(),
+        "første udgave".len() as u64
+    );
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    let (result, second) = run(connector.as_ref(), known).await;
+    result.unwrap();
+    assert_complete(&second);
+    assert_eq!(ids(&second, is_unchanged), ["a.txt", "b.md"]);
+    assert_eq!(second.len(), 3);
+}
+
+#[tokio::test]
+async fn modified_and_touched_files() {
+    let share = Share::new();
+    let a = share.write("a.txt", "første udgave");
+    let b = share.write("b.txt", "uændret indhold");
+    share.write("c.txt", "rør mig ikke");
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+
+    let later = SystemTime::now() + Duration::from_secs(5);
+    fs::write(&a, "anden og længere udgave").unwrap();
+    // Touched: new modification time, same bytes.
+    fs::File::options()
+        .write(true)
+        .open(&b)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+
+    let (result, second) = run(connector.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_complete(&second);
+    assert_eq!(ids(&second, is_upsert), ["a.txt"]);
+    assert_eq!(ids(&second, is_unchanged), ["b.txt", "c.txt"]);
+    assert_eq!(upserts(&second)["a.txt"].body, "anden og længere udgave");
+    assert_ne!(
+        upserts(&second)["a.txt"].fingerprint,
+        upserts(&first)["a.txt"].fingerprint
+    );
+}
+
+#[tokio::test]
+async fn deleted_files_are_simply_not_emitted() {
+    let share = Share::new();
+    share.write("a.txt", "a");
+    let gone = share.write("HR/b.txt", "b");
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+
+    fs::remove_file(gone).unwrap();
+    let (result, second) = run(connector.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(
+        second,
+        [
+            Change::Unchanged {
+                external_id: "a.txt".to_owned()
+            },
+            Change::TraversalComplete,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unreadable_files_fail_alone_and_the_run_continues() {
+    let share = Share::new();
+    share.write("a.txt", "god");
+    share.write("b-ødelagt.pdf", b"%PDF-1.4\nthis is not a pdf at all");
+    share.write("c-ødelagt.docx", b"PK\x03\x04 not really a zip");
+    share.write("d-stor.txt", "x".repeat(2048));
+    share.write("e.md", "# God\n");
+    let connector = share.connector("max_file_bytes = 1024");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_complete(&changes);
+    assert_eq!(ids(&changes, is_upsert), ["a.txt", "e.md"]);
+    assert_eq!(
+        ids(&changes, is_failed),
+        ["b-ødelagt.pdf", "c-ødelagt.docx", "d-stor.txt"]
+    );
+    let errors: HashMap<&str, &str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        errors["d-stor.txt"],
+        "file is 2048 bytes, over the limit of 1024 bytes"
+    );
+    assert!(
+        errors["b-ødelagt.pdf"].starts_with("malformed pdf file"),
+        "{errors:?}"
+    );
+    assert!(
+        errors["c-ødelagt.docx"].starts_with("malformed docx file"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unlistable_folder_makes_the_run_fail_without_traversal_complete() {
+    use std::os::unix::fs::PermissionsExt;
+    let share = Share::new();
+    share.write("a.txt", "a");
+    let locked = share.root().join("Låst");
+    fs::create_dir(&locked).unwrap();
+    fs::write(locked.join("b.txt"), "b").unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read_dir(&locked).is_ok() {
+        // Running as root: permissions do not apply, so there is nothing to test here.
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!("skipped: permissions are not enforced for this user");
+        return;
+    }
+    let connector = share.connector("");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        matches!(result, Err(ConnectorError::Incomplete { .. })),
+        "{result:?}"
+    );
+    assert!(!changes.contains(&Change::TraversalComplete));
+    assert_eq!(ids(&changes, is_upsert), ["a.txt"]);
+}
+
+#[tokio::test]
+async fn a_missing_root_is_an_error_and_emits_nothing() {
+    let share = Share::new();
+    let connector = share.connector("root = \"findes-ikke\"");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, ConnectorError::Io { .. }), "{err}");
+    assert!(!err.is_config());
+    assert!(err.to_string().contains("findes-ikke"), "{err}");
+    assert!(changes.is_empty(), "{changes:?}");
+
+    let err = connector.check().await.unwrap_err();
+    assert!(err.to_string().contains("findes-ikke"), "{err}");
+
+    // A root that is a file is no better.
+    share.write("fil.txt", "x");
+    let connector = share.connector("root = \"share/fil.txt\"");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    assert!(result.unwrap_err().to_string().contains("is not a folder"));
+    assert!(changes.is_empty());
+}
+
+#[tokio::test]
+async fn check_reports_counts_and_rules_that_match_nothing() {
+    let share = Share::new();
+    share.write("HR/a.txt", "a");
+    share.write("HR/b.pdf", fixture("personalehaandbog.pdf"));
+    share.write("c.txt", "c");
+    let connector = share.connector(
+        r#"include = ["HR/**", "*.docx"]
+[[file-share.access]]
+path = "HR/**"
+principals = ["group:hr"]
+[[file-share.access]]
+path = "Ledelse/**"
+principals = ["group:ledere"]
+"#,
+    );
+    let notes = connector.check().await.unwrap();
+    let root = fs::canonicalize(share.root()).unwrap();
+    assert_eq!(
+        notes,
+        [
+            format!("root {} is readable, 2 files match", root.display()),
+            "include glob \"*.docx\" matches no file".to_owned(),
+            "access rule 2 (\"Ledelse/**\") matches no file".to_owned(),
+        ]
+    );
+
+    let nobody = share.connector("");
+    let notes = nobody.check().await.unwrap();
+    assert!(
+        notes.contains(
+            &"3 files match no access rule and are visible to nobody (default_access is empty)"
+                .to_owned()
+        ),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_stops_when_the_receiver_goes_away() {
+    let share = Share::new();
+    for i in 0..50 {
+        share.write(&format!("f{i:02}.txt"), format!("fil {i}"));
+    }
+    let connector = share.connector("");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let ctx = samle_connectors::RunContext {
+        source_id: "test".to_owned(),
+        cursor: None,
+        full: true,
+        known: std::sync::Arc::new(HashMap::<String, String>::new()),
+        sink: samle_connectors::ChangeSink::new(tx),
+    };
+    let run = tokio::spawn(async move { connector.run(ctx).await });
+    assert!(rx.recv().await.is_some());
+    drop(rx);
+    let result = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the run must stop promptly")
+        .unwrap();
+    assert!(
+        matches!(result, Err(ConnectorError::Cancelled)),
+        "{result:?}"
+    );
+}

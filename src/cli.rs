@@ -1,0 +1,483 @@
+//! The command line: `samle serve`, `samle sync`, `samle check`, `samle index stats`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::{self, Backends};
+use crate::config::{Config, Overrides};
+use crate::store::RunStatus;
+use crate::sync::{Progress, RunReport};
+
+/// Samle: one employee portal that gathers the organisation's internal portals into a
+/// single search.
+#[derive(Parser, Debug)]
+#[command(name = "samle", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/samle.toml",
+        env = "SAMLE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// Where the index and the database live (overrides `server.data_dir`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the portal.
+    Serve(ServeArgs),
+    /// Run one source, or all of them, now.
+    Sync(SyncArgs),
+    /// Validate the configuration and test the directory and every source.
+    Check,
+    /// Inspect the index.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+    /// Measure indexing and search on a generated corpus, against raw tantivy.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// How many documents to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub docs: usize,
+    /// How many queries to run.
+    #[arg(long, default_value_t = 1_000)]
+    pub queries: usize,
+    /// The folder whose words make up the corpus.
+    #[arg(long, default_value = "config/demo/content")]
+    pub words_from: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on (overrides `server.listen`), e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The source's id; all enabled sources when left out.
+    pub source: Option<String>,
+    /// Ignore the saved cursor and traverse the whole source.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Documents per source, index size and the last commit.
+    Stats,
+}
+
+fn env_map() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("SAMLE_"))
+        .collect()
+}
+
+fn load_config(cli: &Cli, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir.clone(),
+    };
+    if !cli.config.exists() {
+        bail!(
+            "the configuration file {} does not exist (run from the repository's top folder, or pass --config)",
+            cli.config.display()
+        );
+    }
+    Ok(Config::load(&cli.config, &env_map(), &overrides)?)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let config = load_config(&cli, args.listen)?;
+            init_logging(&config.server.log);
+            serve(config).await?;
+            Ok(0)
+        }
+        Command::Sync(args) => {
+            let config = load_config(&cli, None)?;
+            init_logging("warn");
+            sync(config, args).await
+        }
+        Command::Check => {
+            // A broken configuration is itself a finding: print it as one.
+            let config = match load_config(&cli, None) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("✗ {e:#}");
+                    return Ok(1);
+                }
+            };
+            init_logging("warn");
+            check(config).await
+        }
+        Command::Bench(args) => {
+            init_logging("warn");
+            crate::bench::run(crate::bench::BenchOptions {
+                docs: args.docs,
+                queries: args.queries,
+                words_from: args.words_from.clone(),
+            })
+            .await?;
+            Ok(0)
+        }
+        Command::Index {
+            command: IndexCommand::Stats,
+        } => {
+            let config = load_config(&cli, None)?;
+            init_logging("warn");
+            index_stats(&config)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let backends = Backends::open(config).await?;
+    let state = backends.state.clone();
+    let router = crate::web::router(
+        state.clone(),
+        backends.session_store.clone(),
+        backends.session_key,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let scheduler = crate::sync::spawn_scheduler(
+        state.sync.clone(),
+        state.next_runs.clone(),
+        shutdown_rx.clone(),
+    );
+    let sessions = backends.session_store.clone();
+    let mut cleanup_shutdown = shutdown_rx.clone();
+    let cleanup = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {
+                    if let Err(e) = sessions.delete_expired().await {
+                        tracing::warn!(error = %e, "cannot delete expired sessions");
+                    }
+                }
+                _ = cleanup_shutdown.changed() => return,
+            }
+        }
+    });
+
+    println!("Samle is running at http://{addr}/");
+    if state.directory.kind() == "demo" {
+        println!(
+            "The demo directory is active: log in as mette, lars, anna, jonas or karen with the password samle-demo."
+        );
+    }
+    println!("Stop it with Ctrl-C.");
+    tracing::info!(%addr, sources = state.config.sources.len(), "serving");
+
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = shutdown_tx.send(true);
+        })
+        .await?;
+    for h in scheduler {
+        h.abort();
+    }
+    cleanup.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn sync(config: Config, args: &SyncArgs) -> anyhow::Result<i32> {
+    let ids: Vec<String> = match &args.source {
+        Some(id) => {
+            if config.source(id).is_none() {
+                let known: Vec<&str> = config.sources.iter().map(|s| s.id.as_str()).collect();
+                bail!(
+                    "there is no source `{id}` in {}; the sources are: {}",
+                    config.file.display(),
+                    known.join(", ")
+                );
+            }
+            vec![id.clone()]
+        }
+        None => config
+            .sources
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| s.id.clone())
+            .collect(),
+    };
+    if ids.is_empty() {
+        println!("No sources are configured in {}.", config.file.display());
+        return Ok(0);
+    }
+    let backends = Backends::open(config).await?;
+    let engine = backends.state.sync.clone();
+    let mut reports = Vec::new();
+    for id in &ids {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(id.clone());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let bar_for_progress = bar.clone();
+        let on_progress = move |p: &Progress| {
+            bar_for_progress.set_message(progress_line(p));
+        };
+        let result = engine.run(id, "cli", args.full, &on_progress).await;
+        bar.finish_and_clear();
+        match result {
+            Ok(report) => {
+                eprintln!("{}", report_line(&report));
+                reports.push(report);
+            }
+            Err(e) => {
+                eprintln!("✗ {id}: {e}");
+                return Ok(1);
+            }
+        }
+    }
+    print_summary(&reports);
+    Ok(if reports.iter().all(|r| r.status == RunStatus::Ok) {
+        0
+    } else {
+        1
+    })
+}
+
+fn progress_line(p: &Progress) -> String {
+    format!(
+        "seen {} · added {} · updated {} · unchanged {} · deleted {} · failed {} · {:.0} docs/s",
+        p.counts.seen,
+        p.counts.added,
+        p.counts.updated,
+        p.counts.unchanged,
+        p.counts.deleted,
+        p.counts.failed,
+        p.rate()
+    )
+}
+
+fn report_line(r: &RunReport) -> String {
+    let mark = if r.status == RunStatus::Ok {
+        "✓"
+    } else {
+        "✗"
+    };
+    let mut line = format!(
+        "{mark} {}: {} in {:.1}s",
+        r.source,
+        r.status.as_str(),
+        r.elapsed.as_secs_f64()
+    );
+    if let Some(m) = &r.message {
+        line.push_str(&format!(" — {m}"));
+    }
+    line
+}
+
+fn print_summary(reports: &[RunReport]) {
+    println!(
+        "{:<24} {:<8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>7} {:>8} {:>9}",
+        "source",
+        "status",
+        "seen",
+        "added",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "time",
+        "docs/s"
+    );
+    for r in reports {
+        let secs = r.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            r.counts.seen as f64 / secs
+        } else {
+            0.0
+        };
+        println!(
+            "{:<24} {:<8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>7} {:>7.1}s {:>9.0}",
+            r.source,
+            r.status.as_str(),
+            r.counts.seen,
+            r.counts.added,
+            r.counts.updated,
+            r.counts.unchanged,
+            r.counts.deleted,
+            r.counts.failed,
+            secs,
+            rate
+        );
+    }
+}
+
+async fn check(config: Config) -> anyhow::Result<i32> {
+    let mut problems = 0;
+    println!(
+        "✓ configuration {}: {} source(s)",
+        config.file.display(),
+        config.sources.len()
+    );
+    match app::open_directory(&config) {
+        Ok(dir) => println!("✓ directory ({}): loaded", dir.kind()),
+        Err(e) => {
+            problems += 1;
+            println!("✗ directory: {e:#}");
+        }
+    }
+    let data_dir = &config.server.data_dir;
+    match std::fs::create_dir_all(data_dir).and_then(|()| {
+        let probe = data_dir.join(".samle-write-test");
+        std::fs::write(&probe, b"ok")?;
+        std::fs::remove_file(&probe)
+    }) {
+        Ok(()) => println!("✓ data directory {}: writable", data_dir.display()),
+        Err(e) => {
+            problems += 1;
+            println!("✗ data directory {}: {e}", data_dir.display());
+        }
+    }
+    for source in &config.sources {
+        let label = format!(
+            "source {} ({}, {}{})",
+            source.id,
+            source.kind,
+            source.schedule.describe(),
+            if source.enabled { "" } else { ", disabled" }
+        );
+        let connector =
+            match samle_connectors::build(&source.kind, &source.params, &config.base_dir) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems += 1;
+                    println!("✗ {label}: {e}");
+                    continue;
+                }
+            };
+        match tokio::time::timeout(Duration::from_secs(30), connector.check()).await {
+            Ok(Ok(notes)) => {
+                println!("✓ {label}");
+                for n in notes {
+                    println!("    {n}");
+                }
+            }
+            Ok(Err(e)) => {
+                problems += 1;
+                println!("✗ {label}: {e}");
+            }
+            Err(_) => {
+                problems += 1;
+                println!("✗ {label}: no answer within 30 seconds");
+            }
+        }
+    }
+    if problems > 0 {
+        println!("{problems} problem(s) found.");
+        Ok(1)
+    } else {
+        println!("Everything looks fine.");
+        Ok(0)
+    }
+}
+
+fn index_stats(config: &Config) -> anyhow::Result<i32> {
+    let path = config.index_path();
+    if !path.join("meta.json").exists() {
+        println!(
+            "There is no index at {} yet: run `samle sync` or `samle serve` first.",
+            path.display()
+        );
+        return Ok(0);
+    }
+    let index = samle_index::SearchIndex::open(&path)
+        .with_context(|| format!("cannot open the index at {}", path.display()))?;
+    let stats = index.stats()?;
+    let names: BTreeMap<&str, &str> = config
+        .sources
+        .iter()
+        .map(|s| (s.id.as_str(), s.name.as_str()))
+        .collect();
+    println!("index       {}", path.display());
+    println!("documents   {}", stats.documents);
+    println!(
+        "size        {:.1} MB",
+        stats.size_bytes as f64 / 1_000_000.0
+    );
+    println!("segments    {}", stats.segments);
+    match stats.last_commit_at {
+        Some(at) => println!(
+            "last commit {} (opstamp {})",
+            at.to_rfc3339(),
+            stats.last_commit_opstamp
+        ),
+        None => println!("last commit none"),
+    }
+    println!();
+    println!("{:<24} {:<32} {:>10}", "source", "name", "documents");
+    for (source, n) in &stats.per_source {
+        let name = names
+            .get(source.as_str())
+            .copied()
+            .unwrap_or("(not configured)");
+        println!("{source:<24} {name:<32} {n:>10}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,26 @@
+//! The `samle` command. All the work is in the library; this only parses the command line
+//! and turns an error into a readable message and an exit code.
+
+use clap::Parser as _;
+
+fn main() {
+    let cli = samle::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(samle::cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

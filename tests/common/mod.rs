@@ -1,0 +1,182 @@
+//! The test harness: runs the real `samle` binary, and starts a real `samle serve` on a free
+//! loopback port with its own data directory, then stops it when the test ends.
+
+// Each test binary uses part of the harness; test helpers panic on purpose.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "samle-demo";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn demo_config() -> PathBuf {
+    repo().join("config/samle.toml")
+}
+
+/// Runs `samle ARGS` to the end.
+pub fn samle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_samle"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run samle")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A running `samle serve`.
+pub struct Portal {
+    child: Child,
+    pub base: String,
+}
+
+impl Portal {
+    /// Syncs the configuration's sources into `data_dir`, then serves it.
+    pub fn start(config: &Path, data_dir: &Path) -> Portal {
+        let c = config.to_str().unwrap();
+        let d = data_dir.to_str().unwrap();
+        let out = samle(&["--config", c, "--data-dir", d, "sync"]);
+        assert!(out.status.success(), "sync failed: {}", text(&out));
+        Portal::serve(config, data_dir)
+    }
+
+    /// Serves without syncing first.
+    pub fn serve(config: &Path, data_dir: &Path) -> Portal {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_samle"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--data-dir", data_dir.to_str().unwrap()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SAMLE_LOG", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start samle serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            assert!(Instant::now() < deadline, "samle serve did not start");
+            let line = lines
+                .next()
+                .expect("samle serve exited before it printed its address")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("Samle is running at ") {
+                break rest.trim().trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Portal { child, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Fetches a page and returns the CSRF token in its forms.
+    pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
+        let html = client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csrf_in(&html).unwrap_or_else(|| panic!("no csrf token on {path}: {html}"))
+    }
+
+    /// Posts the login form; returns the response.
+    pub async fn post_login(
+        &self,
+        client: &reqwest::Client,
+        user: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let token = self.csrf(client, "/login").await;
+        client
+            .post(self.url("/login"))
+            .form(&[("username", user), ("password", password), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A client logged in as `user`.
+    pub async fn login(&self, user: &str) -> reqwest::Client {
+        let client = self.client();
+        let r = self.post_login(&client, user, PASSWORD).await;
+        assert_eq!(r.status(), 303, "login as {user} failed");
+        client
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn csrf_in(html: &str) -> Option<String> {
+    let start = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// Writes a configuration with one file-share source over `root`.
+pub fn file_share_config(dir: &Path, root: &Path, extra: &str) -> PathBuf {
+    let config = dir.join("samle.toml");
+    let directory = repo().join("config/demo/directory.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[directory]
+kind = "demo"
+file = "{}"
+
+[index]
+commit_every = 500
+
+[[sources]]
+id = "share"
+name = "Fællesdrev"
+kind = "file-share"
+schedule = "manual"
+{extra}
+
+[sources.file-share]
+root = "{}"
+default_access = ["group:alle-medarbejdere"]
+"#,
+            directory.display(),
+            root.display()
+        ),
+    )
+    .unwrap();
+    config
+}

@@ -1,0 +1,567 @@
+//! The portal end to end: a real `samle serve` on a free loopback port, over the bundled
+//! demo configuration, driven over HTTP like a browser would.
+
+// Test helpers panic on purpose: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{PASSWORD, Portal, demo_config};
+use serde_json::Value;
+
+async fn portal() -> (Portal, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let portal = Portal::start(&demo_config(), data.path());
+    (portal, data)
+}
+
+async fn api(portal: &Portal, client: &reqwest::Client, query: &str) -> (u16, Value) {
+    let r = client
+        .get(portal.url(&format!("/api/v1/search?{query}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+fn q(text: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", text)
+        .finish()
+}
+
+#[tokio::test]
+async fn login_search_and_logout() {
+    let (portal, _data) = portal().await;
+    let client = portal.client();
+
+    // Anonymous visitors are sent to the login page; the page is accessible.
+    let r = client.get(portal.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let r = client
+        .get(portal.url("/search?q=ferie"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?next=%2Fsearch%3Fq%3Dferie");
+    let html = client
+        .get(portal.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "<html lang=\"da\">",
+        "<label for=\"username\">",
+        "<label for=\"password\">",
+        "autocomplete=\"current-password\"",
+        "<main id=\"main\"",
+        "class=\"demo-banner\"",
+        "<h1",
+    ] {
+        assert!(html.contains(needle), "login page lacks {needle}");
+    }
+
+    // Every kind of failure looks the same to the visitor.
+    let mut bodies = Vec::new();
+    for (user, password) in [
+        ("lars", "wrong"),
+        ("nobody", "wrong"),
+        ("lars", ""),
+        ("lars", "   "),
+        ("peter", PASSWORD),
+    ] {
+        let r = portal.post_login(&client, user, password).await;
+        assert_eq!(r.status(), 401, "{user}/{password:?}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("Forkert brugernavn eller adgangskode."),
+            "{user}"
+        );
+        bodies.push(body.contains("role=\"alert\""));
+    }
+    assert!(bodies.iter().all(|b| *b));
+
+    // A successful login goes where the visitor was heading.
+    let token = portal
+        .csrf(&client, "/login?next=%2Fsearch%3Fq%3Dferie")
+        .await;
+    let r = client
+        .post(portal.url("/login"))
+        .form(&[
+            ("username", "Lars"),
+            ("password", PASSWORD),
+            ("csrf", &token),
+            ("next", "/search?q=ferie"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/search?q=ferie");
+
+    let html = client
+        .get(portal.url("/search?q=ferie"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Ferie og feriefridage"), "{html}");
+    assert!(html.contains("<mark>"), "snippets highlight the terms");
+    assert!(html.contains("Logget ind som Lars Ærenlund"));
+
+    let (status, me) = {
+        let r = client.get(portal.url("/api/v1/me")).send().await.unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(me["roles"]["publisher"], true);
+    assert_eq!(me["roles"]["admin"], false);
+
+    // Logout ends the session on the server: the old cookie is worthless afterwards.
+    let cookie = session_cookie(&portal, &client).await;
+    let token = portal.csrf(&client, "/").await;
+    let r = client
+        .post(portal.url("/logout"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = replay
+        .get(portal.url("/api/v1/me"))
+        .header("cookie", format!("samle_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "a cookie replayed after logout must be refused"
+    );
+}
+
+/// The signed session cookie's value, read through a request that echoes nothing: the
+/// client's cookie store is not public, so log in a second client by hand instead.
+async fn session_cookie(portal: &Portal, _client: &reqwest::Client) -> String {
+    // Log in afresh with a raw client to see the Set-Cookie header.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = raw.get(portal.url("/login")).send().await.unwrap();
+    let pre = cookie_value(&r, "samle_session").expect("login page sets a session");
+    let html = r.text().await.unwrap();
+    let token = common::csrf_in(&html).unwrap();
+    let r = raw
+        .post(portal.url("/login"))
+        .header("cookie", format!("samle_session={pre}"))
+        .form(&[
+            ("username", "lars"),
+            ("password", PASSWORD),
+            ("csrf", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let line = set
+        .iter()
+        .find(|l| l.starts_with("samle_session="))
+        .expect("login sets a new session cookie");
+    assert!(line.contains("HttpOnly"), "{line}");
+    assert!(line.contains("SameSite=Lax"), "{line}");
+    assert!(!line.contains("Domain="), "host-only: {line}");
+    let post = line
+        .trim_start_matches("samle_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(pre, post, "the session id must change at login");
+    // Log that session out and hand back its cookie for the replay check.
+    let html = raw
+        .get(portal.url("/"))
+        .header("cookie", format!("samle_session={post}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = common::csrf_in(&html).unwrap();
+    let r = raw
+        .post(portal.url("/logout"))
+        .header("cookie", format!("samle_session={post}"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    post
+}
+
+fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .map(|l| {
+            l[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+}
+
+#[tokio::test]
+async fn results_are_trimmed_to_what_each_user_may_see() {
+    let (portal, _data) = portal().await;
+    let mette = portal.login("mette").await;
+    let lars = portal.login("lars").await;
+    let anna = portal.login("anna").await;
+
+    let (_, m) = api(&portal, &mette, &q("sygefravær")).await;
+    let (_, l) = api(&portal, &lars, &q("sygefravær")).await;
+    let mt = m["total"].as_u64().unwrap();
+    let lt = l["total"].as_u64().unwrap();
+    assert!(
+        mt >= 1 && lt > mt,
+        "a manager sees more: mette {mt}, lars {lt}"
+    );
+    let sources = |v: &Value| {
+        v["facets"]["source"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["value"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !sources(&m).contains(&"ledelse".to_string()),
+        "facets leak: {:?}",
+        sources(&m)
+    );
+    assert!(sources(&l).contains(&"ledelse".to_string()));
+    let facet_sum: u64 = m["facets"]["source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(facet_sum, mt, "facet counts add up to the trimmed total");
+    for hit in m["hits"].as_array().unwrap() {
+        assert_ne!(hit["source"], "ledelse");
+    }
+
+    // Filtering on a source the user cannot see gives nothing, not an error.
+    let (status, f) = api(&portal, &mette, "q=&source=ledelse").await;
+    assert_eq!(status, 200);
+    assert_eq!(f["total"], 0);
+
+    // Department portal: Borgerservice staff and managers only.
+    let (_, a) = api(&portal, &anna, &q("parkeringstilladelser")).await;
+    let (_, m2) = api(&portal, &mette, &q("parkeringstilladelser")).await;
+    assert_eq!(a["total"], 0, "anna is not in Borgerservice");
+    assert!(m2["total"].as_u64().unwrap() >= 1);
+
+    // A document the user may not see is "not found", exactly like a missing one.
+    let link = l["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["source"] == "ledelse")
+        .unwrap()["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = lars.get(portal.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = mette.get(portal.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("sygefravær"),
+        "the denial must not reveal the title"
+    );
+    let r = mette
+        .get(portal.url("/doc/ledelse/does-not-exist.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Page 2 is trimmed too.
+    let (_, p2) = api(&portal, &mette, "q=&limit=5&page=2").await;
+    for hit in p2["hits"].as_array().unwrap() {
+        assert_ne!(hit["source"], "ledelse");
+    }
+}
+
+#[tokio::test]
+async fn danish_search_features_work_through_the_portal() {
+    let (portal, _data) = portal().await;
+    let lars = portal.login("lars").await;
+    // Stemming: no document has the form "bygningerne".
+    let (_, b) = api(&portal, &lars, &q("bygningerne")).await;
+    assert!(b["total"].as_u64().unwrap() >= 1, "{b}");
+    // Folding: the legacy Windows-1252 page says "Århus" only.
+    let (_, a) = api(&portal, &lars, &q("Aarhus")).await;
+    let ids: Vec<&str> = a["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"gammel-side-printer-i-aarhus.html"),
+        "{ids:?}"
+    );
+    let hit = a["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == "gammel-side-printer-i-aarhus.html")
+        .unwrap();
+    let title = hit["title"].as_str().unwrap();
+    assert!(
+        !title.contains('\u{FFFD}'),
+        "legacy encoding decoded: {title}"
+    );
+    // English content is found with English words.
+    let (_, e) = api(&portal, &lars, &q("password")).await;
+    assert!(e["total"].as_u64().unwrap() >= 1);
+    // Sorting and filters.
+    let (_, n) = api(&portal, &lars, "q=&source=nyheder&sort=newest").await;
+    let dates: Vec<&str> = n["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["updated"].as_str())
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest first");
+}
+
+#[tokio::test]
+async fn security_headers_csrf_and_errors() {
+    let (portal, _data) = portal().await;
+    let client = portal.client();
+    let r = client.get(portal.url("/login")).send().await.unwrap();
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for d in [
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(d), "{csp}");
+    }
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("x-request-id"));
+
+    // A form without the session's token is refused, and so is a cross-site post.
+    let r = client
+        .post(portal.url("/login"))
+        .form(&[
+            ("username", "lars"),
+            ("password", PASSWORD),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let token = portal.csrf(&client, "/login").await;
+    let r = client
+        .post(portal.url("/login"))
+        .header("origin", "http://evil.example")
+        .form(&[
+            ("username", "lars"),
+            ("password", PASSWORD),
+            ("csrf", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(portal.url("/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[
+            ("username", "lars"),
+            ("password", PASSWORD),
+            ("csrf", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The API answers anonymous callers and bad parameters with a stable error object.
+    let r = client
+        .get(portal.url("/api/v1/search?q=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert!(body["error"]["request_id"].as_str().unwrap().len() >= 8);
+    let lars = portal.login("lars").await;
+    for bad in ["page=abc", "sort=best", "limit=1000", "year=x"] {
+        let r = lars
+            .get(portal.url(&format!("/api/v1/search?q=x&{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+    }
+    // Odd queries are not errors.
+    for odd in ["\"unbalanced", "a AND", "*", ":", "ÆØÅ", "title:", "((("] {
+        let (status, _) = api(&portal, &lars, &q(odd)).await;
+        assert_eq!(status, 200, "{odd}");
+    }
+
+    // Error pages carry the request id, in the visitor's language.
+    let r = lars
+        .get(portal.url("/no/such/page"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&rid), "the page shows the request id");
+    assert!(html.contains("Error id"), "English error page");
+
+    // Operational endpoints.
+    assert_eq!(
+        client
+            .get(portal.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = client
+        .get(portal.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let metrics = client
+        .get(portal.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("samle_http_requests_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn script_in_content_and_queries_renders_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("share");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("xss.html"),
+        "<html><head><title>&lt;script&gt;alert(1)&lt;/script&gt; Ferieplan</title></head><body><main><p>Ferieplan &lt;img src=x onerror=alert(1)&gt; for afdelingen.</p><a href=\"javascript:alert(1)\">klik</a></main></body></html>",
+    )
+    .unwrap();
+    let config = common::file_share_config(dir.path(), &root, "");
+    let portal = Portal::start(&config, &dir.path().join("data"));
+    let mette = portal.login("mette").await;
+    let html = mette
+        .get(portal.url("/search?q=%3Cscript%3Eferieplan"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "escaped, still readable");
+    assert!(!html.contains("href=\"javascript:"), "{html}");
+}
+
+#[tokio::test]
+async fn the_ui_speaks_english_on_request() {
+    let (portal, _data) = portal().await;
+    let client = portal.client();
+    let html = client
+        .get(portal.url("/login"))
+        .header("accept-language", "en-GB,en;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<html lang=\"en\">"));
+    assert!(html.contains("User name"));
+
+    // The switch stores the choice in a cookie and wins over the browser's language.
+    let token = common::csrf_in(&html).unwrap();
+    let r = client
+        .post(portal.url("/lang"))
+        .form(&[("lang", "da"), ("csrf", token.as_str()), ("next", "/login")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let html = client
+        .get(portal.url("/login"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Brugernavn"));
+    // An open redirect through `next` is refused.
+    let token = common::csrf_in(&html).unwrap();
+    let r = client
+        .post(portal.url("/lang"))
+        .form(&[
+            ("lang", "en"),
+            ("csrf", token.as_str()),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+}

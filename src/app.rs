@@ -13,10 +13,12 @@ use tower_sessions::cookie::Key;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::Directory;
 use crate::directory::demo::DemoDirectory;
+use crate::directory::ldap::LdapDirectory;
 use crate::session_store::SqliteSessionStore;
 use crate::store::Store;
 use crate::sync::{Indexer, NextRuns, SyncEngine};
 use crate::web::templates::Templates;
+use crate::web::throttle::LoginThrottle;
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +32,7 @@ pub struct AppState {
     pub next_runs: NextRuns,
     pub metrics: PrometheusHandle,
     pub started_at: Instant,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 /// The opened back ends, before the web layer is built on them.
@@ -59,6 +62,13 @@ pub fn open_directory(config: &Config) -> anyhow::Result<Arc<dyn Directory>> {
         DirectoryConfig::Demo { file } => {
             // The directory's errors name the file, line and key already.
             let dir = DemoDirectory::load(file)?;
+            Ok(Arc::new(dir))
+        }
+        DirectoryConfig::Ldap(ldap) => {
+            // Opens no connection yet: the first login or lookup does, so a directory that
+            // is down at start-up does not stop the portal (search keeps working).
+            let dir = LdapDirectory::new(ldap)?;
+            tracing::info!(servers = ?ldap.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(), "LDAP directory configured");
             Ok(Arc::new(dir))
         }
     }
@@ -109,6 +119,7 @@ impl Backends {
         let templates = Arc::new(Templates::new().context("cannot load the templates")?);
         let session_key = session_key(&config)?;
         let sync = SyncEngine::new(config.clone(), indexer, store.clone());
+        let login_throttle = Arc::new(LoginThrottle::new(config.auth.throttle));
         let state = AppState {
             config,
             index,
@@ -119,6 +130,7 @@ impl Backends {
             next_runs: NextRuns::default(),
             metrics: metrics_handle(),
             started_at: Instant::now(),
+            login_throttle,
         };
         Ok(Backends {
             state,

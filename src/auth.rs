@@ -33,7 +33,15 @@ pub struct SessionUser {
     pub login_at: i64,
     /// Unix seconds of the last time the groups were read from the directory.
     pub refreshed_at: i64,
+    /// Unix seconds of the last request that extended the session (see `TOUCH_INTERVAL`).
+    #[serde(default)]
+    pub last_seen: i64,
 }
+
+/// A session's idle expiry is extended only when the session is saved, and saving on every
+/// request would cost a synchronous database write per search. Touching it at most once a
+/// minute keeps the idle timeout accurate to a minute for a fraction of the writes.
+const TOUCH_INTERVAL: i64 = 60;
 
 impl SessionUser {
     /// Builds the session user from the directory's answer, or `None` when the configuration
@@ -54,6 +62,7 @@ impl SessionUser {
             admin: in_any(&auth.admin_groups),
             login_at: now,
             refreshed_at: now,
+            last_seen: now,
         })
     }
 
@@ -128,6 +137,7 @@ pub async fn load_user(
                 match SessionUser::from_directory(&info, &state.config.auth, user.login_at) {
                     Some(mut fresh) => {
                         fresh.refreshed_at = now;
+                        fresh.last_seen = now;
                         if fresh.principals != user.principals {
                             tracing::info!(user = %user.id, "principals changed on refresh");
                         }
@@ -155,6 +165,13 @@ pub async fn load_user(
                 tracing::warn!(user = %user.id, error = %e, "principal refresh failed; keeping the current ones")
             }
         }
+    }
+    if now - user.last_seen >= TOUCH_INTERVAL {
+        user.last_seen = now;
+        session
+            .insert(SESSION_USER, &user)
+            .await
+            .map_err(AppError::session)?;
     }
     Ok(Some(user))
 }
@@ -251,6 +268,7 @@ mod tests {
             publisher_groups: vec!["publicister".into()],
             admin_groups: vec!["portal-admins".into()],
             principal_refresh: Duration::from_secs(60),
+            throttle: Default::default(),
         }
     }
 

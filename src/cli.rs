@@ -42,7 +42,7 @@ pub enum Command {
     /// Run one source, or all of them, now.
     Sync(SyncArgs),
     /// Validate the configuration and test the directory and every source.
-    Check,
+    Check(CheckArgs),
     /// Inspect the index.
     Index {
         #[command(subcommand)]
@@ -70,6 +70,13 @@ pub struct ServeArgs {
     /// The address to listen on (overrides `server.listen`), e.g. 127.0.0.1:8080.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also look this user up in the directory and show their groups, principals and roles.
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -130,7 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             init_logging("warn");
             sync(config, args).await
         }
-        Command::Check => {
+        Command::Check(args) => {
             // A broken configuration is itself a finding: print it as one.
             let config = match load_config(&cli, None) {
                 Ok(c) => c,
@@ -140,7 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             init_logging("warn");
-            check(config).await
+            check(config, args.user.as_deref()).await
         }
         Command::Bench(args) => {
             init_logging("warn");
@@ -183,6 +190,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     );
     let sessions = backends.session_store.clone();
+    let throttle = state.login_throttle.clone();
     let mut cleanup_shutdown = shutdown_rx.clone();
     let cleanup = tokio::spawn(async move {
         loop {
@@ -191,6 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     if let Err(e) = sessions.delete_expired().await {
                         tracing::warn!(error = %e, "cannot delete expired sessions");
                     }
+                    throttle.forget_idle();
                 }
                 _ = cleanup_shutdown.changed() => return,
             }
@@ -206,12 +215,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("Stop it with Ctrl-C.");
     tracing::info!(%addr, sources = state.config.sources.len(), "serving");
 
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = shutdown_tx.send(true);
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = shutdown_tx.send(true);
+    })
+    .await?;
     for h in scheduler {
         h.abort();
     }
@@ -285,6 +297,18 @@ async fn sync(config: Config, args: &SyncArgs) -> anyhow::Result<i32> {
         match result {
             Ok(report) => {
                 eprintln!("{}", report_line(&report));
+                // The first problems, with the document each concerns, so that a failed
+                // file is found without opening the database.
+                let errors = backends.state.store.run_errors(report.run_id).await?;
+                for e in errors.iter().take(SHOWN_ERRORS) {
+                    match &e.document {
+                        Some(doc) => eprintln!("    {doc}: {}", e.message),
+                        None => eprintln!("    {}", e.message),
+                    }
+                }
+                if errors.len() > SHOWN_ERRORS {
+                    eprintln!("    … and {} more", errors.len() - SHOWN_ERRORS);
+                }
                 reports.push(report);
             }
             Err(e) => {
@@ -300,6 +324,9 @@ async fn sync(config: Config, args: &SyncArgs) -> anyhow::Result<i32> {
         1
     })
 }
+
+/// How many of a run's errors `samle sync` prints.
+const SHOWN_ERRORS: usize = 5;
 
 fn progress_line(p: &Progress) -> String {
     format!(
@@ -369,7 +396,7 @@ fn print_summary(reports: &[RunReport]) {
     }
 }
 
-async fn check(config: Config) -> anyhow::Result<i32> {
+async fn check(config: Config, user: Option<&str>) -> anyhow::Result<i32> {
     let mut problems = 0;
     println!(
         "✓ configuration {}: {} source(s)",
@@ -377,7 +404,27 @@ async fn check(config: Config) -> anyhow::Result<i32> {
         config.sources.len()
     );
     match app::open_directory(&config) {
-        Ok(dir) => println!("✓ directory ({}): loaded", dir.kind()),
+        Ok(dir) => {
+            match tokio::time::timeout(Duration::from_secs(30), dir.check()).await {
+                Ok(Ok(notes)) => {
+                    println!("✓ directory ({})", dir.kind());
+                    for n in notes {
+                        println!("    {n}");
+                    }
+                }
+                Ok(Err(e)) => {
+                    problems += 1;
+                    println!("✗ directory ({}): {e}", dir.kind());
+                }
+                Err(_) => {
+                    problems += 1;
+                    println!("✗ directory ({}): no answer within 30 seconds", dir.kind());
+                }
+            }
+            if let Some(login) = user {
+                problems += check_user(&config, dir.as_ref(), login).await;
+            }
+        }
         Err(e) => {
             problems += 1;
             println!("✗ directory: {e:#}");
@@ -435,6 +482,42 @@ async fn check(config: Config) -> anyhow::Result<i32> {
     } else {
         println!("Everything looks fine.");
         Ok(0)
+    }
+}
+
+/// Looks a user up as a login would, and shows what the portal makes of them.
+async fn check_user(config: &Config, dir: &dyn crate::directory::Directory, login: &str) -> usize {
+    match dir.lookup(login).await {
+        Ok(Some(info)) => match crate::auth::SessionUser::from_directory(&info, &config.auth, 0) {
+            Some(u) => {
+                let mut roles = vec!["employee"];
+                if u.publisher {
+                    roles.push("publisher");
+                }
+                if u.admin {
+                    roles.push("admin");
+                }
+                println!("✓ user {} ({})", u.id, u.display_name);
+                println!("    groups: {}", u.groups.join(", "));
+                println!("    principals: {}", u.principals.join(", "));
+                println!("    roles: {}", roles.join(", "));
+                0
+            }
+            None => {
+                println!(
+                    "✗ user {login}: found, but not in any of auth.employee_groups, so cannot log in"
+                );
+                1
+            }
+        },
+        Ok(None) => {
+            println!("✗ user {login}: not found, or disabled");
+            1
+        }
+        Err(e) => {
+            println!("✗ user {login}: {e}");
+            1
+        }
     }
 }
 

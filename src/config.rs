@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// A 64-byte key (base64) that signs session cookies, from `SAMLE_SESSION_KEY` or a file.
     pub session_key: Option<Secret>,
     pub log: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (for throttling and audit).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A secret read from the environment or a file. Its `Debug` never shows the value.
@@ -63,6 +65,80 @@ impl fmt::Debug for Secret {
 pub enum DirectoryConfig {
     /// Users and groups from a TOML file with argon2 hashes: for trying Samle without LDAP.
     Demo { file: PathBuf },
+    /// An LDAP directory: OpenLDAP, Active Directory or another LDAP server.
+    Ldap(Box<LdapConfig>),
+}
+
+/// Which server an LDAP directory is: it chooses the defaults of the other settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LdapFlavour {
+    /// `kind = "openldap"`: `inetOrgPerson` users found by `uid` or `mail`, groups found by
+    /// searching `groupOfNames`/`groupOfUniqueNames` (OpenLDAP's `memberOf` is not transitive).
+    OpenLdap,
+    /// `kind = "active-directory"`: users found by `sAMAccountName` or `userPrincipalName`,
+    /// every group (nesting included) found by the in-chain matching rule.
+    ActiveDirectory,
+    /// `kind = "ldap"`: any other LDAP server; the defaults are OpenLDAP's (the standard
+    /// `inetOrgPerson` schema), and every setting can be changed.
+    Generic,
+}
+
+/// How a user's groups are found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LdapGroupMode {
+    /// The user's `memberOf` values; nesting is walked through the groups' own `memberOf`.
+    MemberOf,
+    /// A search for groups whose `member`/`uniqueMember` is the user's DN; nesting is walked
+    /// by searching again for groups that contain the groups found.
+    Search,
+    /// Active Directory's `LDAP_MATCHING_RULE_IN_CHAIN`: one search returns every group,
+    /// nesting included, so the portal expands nothing itself.
+    InChain,
+}
+
+/// The validated settings of an LDAP directory. Filters are templates: `{login}`, `{id}` and
+/// `{dn}` are replaced by the RFC 4515-escaped value when used.
+#[derive(Clone, Debug)]
+pub struct LdapConfig {
+    pub flavour: LdapFlavour,
+    /// Tried in order until one answers: `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub urls: Vec<url::Url>,
+    /// Upgrade `ldap://` connections with StartTLS before anything is sent.
+    pub starttls: bool,
+    /// PEM file with the certificate authorities that signed the servers' certificates;
+    /// without it the system's certificate store is used.
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// The longest the directory may take to answer one operation.
+    pub timeout: Duration,
+    /// How many service-account connections are kept for searches.
+    pub pool_size: usize,
+    /// The service account that searches; `None` searches anonymously.
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    pub base_dn: String,
+    pub user_base: String,
+    /// Finds the entry a login name belongs to (`{login}`).
+    pub user_filter: String,
+    /// Finds the entry of a known user id (`{id}`), for the periodic refresh.
+    pub lookup_filter: String,
+    /// The attribute whose value, in lower case, is the portal's user id.
+    pub id_attribute: String,
+    /// The first of these that the entry has is the display name.
+    pub display_name_attributes: Vec<String>,
+    pub mail_attribute: String,
+    pub department_attribute: String,
+    pub title_attribute: String,
+    pub groups: LdapGroupMode,
+    pub group_base: String,
+    /// Finds the groups whose member is `{dn}` (modes `search` and `in-chain`).
+    pub group_filter: String,
+    /// The group attribute that names the group in the portal (principals `group:<name>`).
+    pub group_name_attribute: String,
+    /// How many levels of nesting the portal follows when it expands groups itself.
+    pub group_nesting_depth: usize,
+    /// Entries per page of a paged search.
+    pub page_size: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +149,8 @@ pub struct AuthConfig {
     pub admin_groups: Vec<String>,
     /// How often a logged-in user's groups are re-read from the directory.
     pub principal_refresh: Duration,
+    /// Login attempts allowed per account and per client address.
+    pub throttle: crate::web::throttle::ThrottlePolicy,
 }
 
 #[derive(Clone, Debug)]
@@ -216,13 +294,40 @@ struct RawServer {
     session_absolute_timeout: Option<Spanned<String>>,
     session_key_file: Option<String>,
     log: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDirectory {
     kind: Spanned<String>,
-    file: Option<String>,
+    file: Option<Spanned<String>>,
+    // The LDAP kinds' keys; see `config/examples/openldap.toml` for their meaning.
+    urls: Option<Spanned<Vec<String>>>,
+    starttls: Option<Spanned<bool>>,
+    ca_file: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    pool_size: Option<Spanned<usize>>,
+    bind_dn: Option<Spanned<String>>,
+    bind_password_env: Option<Spanned<String>>,
+    bind_password_file: Option<Spanned<String>>,
+    base_dn: Option<Spanned<String>>,
+    user_base: Option<Spanned<String>>,
+    user_filter: Option<Spanned<String>>,
+    lookup_filter: Option<Spanned<String>>,
+    id_attribute: Option<Spanned<String>>,
+    display_name_attributes: Option<Spanned<Vec<String>>>,
+    mail_attribute: Option<Spanned<String>>,
+    department_attribute: Option<Spanned<String>>,
+    title_attribute: Option<Spanned<String>>,
+    groups: Option<Spanned<String>>,
+    group_base: Option<Spanned<String>>,
+    group_filter: Option<Spanned<String>>,
+    group_name_attribute: Option<Spanned<String>>,
+    group_nesting_depth: Option<Spanned<usize>>,
+    page_size: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -235,6 +340,10 @@ struct RawAuth {
     #[serde(default)]
     admin_groups: Vec<String>,
     principal_refresh: Option<Spanned<String>>,
+    login_burst_per_account: Option<Spanned<u32>>,
+    login_refill_per_account: Option<Spanned<String>>,
+    login_burst_per_client: Option<Spanned<u32>>,
+    login_refill_per_client: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,14 +414,34 @@ impl Config {
                 file: base_dir.join("demo/directory.toml"),
             },
             Some(d) => match d.kind.get_ref().as_str() {
-                "demo" => DirectoryConfig::Demo {
-                    file: base_dir.join(d.file.as_deref().unwrap_or("demo/directory.toml")),
-                },
+                "demo" => {
+                    if let Some((key, span)) = d.ldap_keys().into_iter().next() {
+                        return Err(ctx.at(
+                            span,
+                            &format!("directory.{key}"),
+                            "this key belongs to an LDAP directory; the demo directory takes only `file`".into(),
+                        ));
+                    }
+                    DirectoryConfig::Demo {
+                        file: base_dir.join(
+                            d.file
+                                .as_ref()
+                                .map_or("demo/directory.toml", |f| f.get_ref().as_str()),
+                        ),
+                    }
+                }
+                "openldap" => ldap_directory(&ctx, d, LdapFlavour::OpenLdap, env, &base_dir)?,
+                "active-directory" => {
+                    ldap_directory(&ctx, d, LdapFlavour::ActiveDirectory, env, &base_dir)?
+                }
+                "ldap" => ldap_directory(&ctx, d, LdapFlavour::Generic, env, &base_dir)?,
                 other => {
                     return Err(ctx.at(
                         d.kind.span(),
                         "directory.kind",
-                        format!("unknown directory kind `{other}`; expected `demo`"),
+                        format!(
+                            "unknown directory kind `{other}`; expected `demo`, `openldap`, `active-directory` or `ldap`"
+                        ),
                     ));
                 }
             },
@@ -324,6 +453,29 @@ impl Config {
             principal_refresh: match raw.auth.principal_refresh {
                 Some(s) => ctx.duration(&s, "auth.principal_refresh")?,
                 None => Duration::from_secs(15 * 60),
+            },
+            throttle: {
+                let d = crate::web::throttle::ThrottlePolicy::default();
+                crate::web::throttle::ThrottlePolicy {
+                    account_burst: ctx.count(
+                        &raw.auth.login_burst_per_account,
+                        "auth.login_burst_per_account",
+                        d.account_burst,
+                    )?,
+                    account_refill: match &raw.auth.login_refill_per_account {
+                        Some(s) => ctx.duration(s, "auth.login_refill_per_account")?,
+                        None => d.account_refill,
+                    },
+                    client_burst: ctx.count(
+                        &raw.auth.login_burst_per_client,
+                        "auth.login_burst_per_client",
+                        d.client_burst,
+                    )?,
+                    client_refill: match &raw.auth.login_refill_per_client {
+                        Some(s) => ctx.duration(s, "auth.login_refill_per_client")?,
+                        None => d.client_refill,
+                    },
+                }
             },
         };
         let max_delete_share = match raw.index.max_delete_share {
@@ -525,8 +677,19 @@ impl Config {
             .cloned()
             .or(raw.log)
             .unwrap_or_else(|| "info".into());
+        let mut trusted_proxies = Vec::new();
+        for p in &raw.trusted_proxies {
+            trusted_proxies.push(p.get_ref().parse().map_err(|_| {
+                ctx.at(
+                    p.span(),
+                    "server.trusted_proxies",
+                    format!("`{}` is not an IP address", p.get_ref()),
+                )
+            })?);
+        }
         Ok(ServerConfig {
             listen,
+            trusted_proxies,
             data_dir,
             public_url,
             default_language,
@@ -550,6 +713,469 @@ impl Config {
     pub fn source(&self, id: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.id == id)
     }
+}
+
+impl RawDirectory {
+    /// The LDAP-only keys that are present, with where they are.
+    fn ldap_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        fn at<T>(
+            key: &'static str,
+            v: &Option<Spanned<T>>,
+        ) -> Option<(&'static str, std::ops::Range<usize>)> {
+            v.as_ref().map(|s| (key, s.span()))
+        }
+        [
+            at("urls", &self.urls),
+            at("starttls", &self.starttls),
+            at("ca_file", &self.ca_file),
+            at("connect_timeout", &self.connect_timeout),
+            at("timeout", &self.timeout),
+            at("pool_size", &self.pool_size),
+            at("bind_dn", &self.bind_dn),
+            at("bind_password_env", &self.bind_password_env),
+            at("bind_password_file", &self.bind_password_file),
+            at("base_dn", &self.base_dn),
+            at("user_base", &self.user_base),
+            at("user_filter", &self.user_filter),
+            at("lookup_filter", &self.lookup_filter),
+            at("id_attribute", &self.id_attribute),
+            at("display_name_attributes", &self.display_name_attributes),
+            at("mail_attribute", &self.mail_attribute),
+            at("department_attribute", &self.department_attribute),
+            at("title_attribute", &self.title_attribute),
+            at("groups", &self.groups),
+            at("group_base", &self.group_base),
+            at("group_filter", &self.group_filter),
+            at("group_name_attribute", &self.group_name_attribute),
+            at("group_nesting_depth", &self.group_nesting_depth),
+            at("page_size", &self.page_size),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// The environment variable the service account's password is read from by default.
+pub const LDAP_BIND_PASSWORD_ENV: &str = "SAMLE_LDAP_BIND_PASSWORD";
+
+/// Validates an LDAP `[directory]` table; the flavour chooses the defaults.
+fn ldap_directory(
+    ctx: &ErrCtx<'_>,
+    d: RawDirectory,
+    flavour: LdapFlavour,
+    env: &BTreeMap<String, String>,
+    base_dir: &Path,
+) -> Result<DirectoryConfig, ConfigError> {
+    let ad = flavour == LdapFlavour::ActiveDirectory;
+    if let Some(f) = &d.file {
+        return Err(ctx.at(
+            f.span(),
+            "directory.file",
+            "`file` belongs to the demo directory; an LDAP directory is reached through `urls`"
+                .into(),
+        ));
+    }
+    // Where to report a missing required key: the `kind` line of the table.
+    let table = d.kind.span();
+
+    let starttls = d.starttls.as_ref().is_some_and(|s| *s.get_ref());
+    let urls = match &d.urls {
+        None => {
+            return Err(ctx.at(
+                table,
+                "directory.urls",
+                "an LDAP directory needs `urls`, e.g. [\"ldaps://ldap.example.org\"]".into(),
+            ));
+        }
+        Some(u) if u.get_ref().is_empty() => {
+            return Err(ctx.at(
+                u.span(),
+                "directory.urls",
+                "expected at least one server URL".into(),
+            ));
+        }
+        Some(u) => {
+            let mut urls = Vec::new();
+            for text in u.get_ref() {
+                let bad = |why: &str| {
+                    ctx.at(
+                        u.span(),
+                        "directory.urls",
+                        format!(
+                            "`{text}` {why}; expected `ldap://host[:port]` or `ldaps://host[:port]`"
+                        ),
+                    )
+                };
+                let url = url::Url::parse(text).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+                match url.scheme() {
+                    "ldap" => {}
+                    "ldaps" if starttls => {
+                        return Err(ctx.at(
+                            d.starttls.as_ref().map_or(u.span(), Spanned::span),
+                            "directory.starttls",
+                            format!("`{text}` is already encrypted (ldaps://); StartTLS applies to `ldap://` URLs only"),
+                        ));
+                    }
+                    "ldaps" => {}
+                    _ => return Err(bad("has an unsupported scheme")),
+                }
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(bad("names no host"));
+                }
+                if url.path().len() > 1 || url.query().is_some() {
+                    return Err(bad("has a path or query; put the search base in `base_dn`"));
+                }
+                urls.push(url);
+            }
+            urls
+        }
+    };
+
+    let ca_file = match &d.ca_file {
+        Some(f) => {
+            let path = base_dir.join(f.get_ref());
+            if !path.is_file() {
+                return Err(ctx.at(
+                    f.span(),
+                    "directory.ca_file",
+                    format!("{} does not exist or is not a file", path.display()),
+                ));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+
+    let timeout_of = |v: &Option<Spanned<String>>, key: &str| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(Duration::from_secs(5)),
+            Some(s) => {
+                let d = ctx.duration(s, key)?;
+                if d.is_zero() || d > Duration::from_secs(300) {
+                    Err(ctx.at(
+                        s.span(),
+                        key,
+                        "expected a duration from 1ms to 5m, such as `5s`".into(),
+                    ))
+                } else {
+                    Ok(d)
+                }
+            }
+        }
+    };
+    let connect_timeout = timeout_of(&d.connect_timeout, "directory.connect_timeout")?;
+    let timeout = timeout_of(&d.timeout, "directory.timeout")?;
+
+    let pool_size = match &d.pool_size {
+        None => 4,
+        Some(n) if (1..=64).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            return Err(ctx.at(
+                n.span(),
+                "directory.pool_size",
+                "expected a number of connections from 1 to 64".into(),
+            ));
+        }
+    };
+
+    // The service account. Its password never sits in this file: it comes from an
+    // environment variable or from a file the configuration names.
+    let bind_dn = match &d.bind_dn {
+        Some(b) if b.get_ref().trim().is_empty() => {
+            return Err(ctx.at(
+                b.span(),
+                "directory.bind_dn",
+                "empty bind DN; leave `bind_dn` out to search anonymously".into(),
+            ));
+        }
+        Some(b) => Some(b.get_ref().trim().to_string()),
+        None => None,
+    };
+    let bind_password = match (&bind_dn, &d.bind_password_file, &d.bind_password_env) {
+        (None, Some(s), _) => {
+            return Err(ctx.at(
+                s.span(),
+                "directory.bind_password_file",
+                "a password without `bind_dn`: name the service account too".into(),
+            ));
+        }
+        (None, None, Some(s)) => {
+            return Err(ctx.at(
+                s.span(),
+                "directory.bind_password_env",
+                "a password without `bind_dn`: name the service account too".into(),
+            ));
+        }
+        (None, None, None) => None,
+        (Some(_), Some(f), Some(_)) => {
+            return Err(ctx.at(
+                f.span(),
+                "directory.bind_password_file",
+                "give either `bind_password_file` or `bind_password_env`, not both".into(),
+            ));
+        }
+        (Some(_), Some(f), None) => {
+            let path = base_dir.join(f.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ctx.at(
+                    f.span(),
+                    "directory.bind_password_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            // A trailing newline is how editors end files, not part of the password.
+            let password = text.trim_end_matches(['\n', '\r']).to_string();
+            if password.trim().is_empty() {
+                return Err(ctx.at(
+                    f.span(),
+                    "directory.bind_password_file",
+                    format!(
+                        "{} is empty; an empty password is an unauthenticated bind",
+                        path.display()
+                    ),
+                ));
+            }
+            Some(Secret(password))
+        }
+        (Some(_), None, var) => {
+            let name = var
+                .as_ref()
+                .map_or(LDAP_BIND_PASSWORD_ENV, |v| v.get_ref().as_str());
+            let (span, key) = match var {
+                Some(v) => (v.span(), "directory.bind_password_env"),
+                None => (
+                    d.bind_dn.as_ref().map_or(table.clone(), Spanned::span),
+                    "directory.bind_dn",
+                ),
+            };
+            match env.get(name) {
+                Some(p) if !p.trim().is_empty() => Some(Secret(p.clone())),
+                Some(_) => {
+                    return Err(ctx.at(
+                        span,
+                        key,
+                        format!("the environment variable {name} is empty; an empty password is an unauthenticated bind"),
+                    ));
+                }
+                None => {
+                    return Err(ctx.at(
+                        span,
+                        key,
+                        format!("the service account's password is missing: set the environment variable {name} (or name a file in `bind_password_file`)"),
+                    ));
+                }
+            }
+        }
+    };
+
+    let text_or =
+        |v: &Option<Spanned<String>>, key: &str, default: &str| -> Result<String, ConfigError> {
+            match v {
+                Some(s) if s.get_ref().trim().is_empty() => {
+                    Err(ctx.at(s.span(), key, "expected a non-empty value".into()))
+                }
+                Some(s) => Ok(s.get_ref().trim().to_string()),
+                None => Ok(default.to_string()),
+            }
+        };
+    let base_dn = match &d.base_dn {
+        None => {
+            return Err(ctx.at(
+                table,
+                "directory.base_dn",
+                "an LDAP directory needs `base_dn`, the entry under which users and groups are searched".into(),
+            ));
+        }
+        Some(_) => text_or(&d.base_dn, "directory.base_dn", "")?,
+    };
+    let user_base = text_or(&d.user_base, "directory.user_base", &base_dn)?;
+    let group_base = text_or(&d.group_base, "directory.group_base", &base_dn)?;
+
+    let id_attribute = text_or(
+        &d.id_attribute,
+        "directory.id_attribute",
+        if ad { "sAMAccountName" } else { "uid" },
+    )?;
+    // Attribute names go into search requests as they are: letters, digits, `-`, `;`
+    // (options) and `.` (OIDs) only.
+    let attribute_name = |v: &Option<Spanned<String>>, key: &str, value: &str| {
+        let ok = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ';');
+        match v {
+            Some(s) if !ok => {
+                Err(ctx.at(s.span(), key, format!("`{value}` is not an attribute name")))
+            }
+            _ => Ok(()),
+        }
+    };
+    attribute_name(&d.id_attribute, "directory.id_attribute", &id_attribute)?;
+
+    let user_filter = text_or(
+        &d.user_filter,
+        "directory.user_filter",
+        if ad {
+            "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={login})(userPrincipalName={login})))"
+        } else {
+            "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
+        },
+    )?;
+    ctx.filter_template(
+        &d.user_filter,
+        "directory.user_filter",
+        &user_filter,
+        "{login}",
+    )?;
+    let default_lookup = if ad {
+        format!("(&(objectCategory=person)(objectClass=user)({id_attribute}={{id}}))")
+    } else {
+        format!("(&(objectClass=inetOrgPerson)({id_attribute}={{id}}))")
+    };
+    let lookup_filter = text_or(&d.lookup_filter, "directory.lookup_filter", &default_lookup)?;
+    ctx.filter_template(
+        &d.lookup_filter,
+        "directory.lookup_filter",
+        &lookup_filter,
+        "{id}",
+    )?;
+
+    let display_name_attributes = match &d.display_name_attributes {
+        None => vec!["displayName".to_string(), "cn".to_string()],
+        Some(v) if v.get_ref().is_empty() => {
+            return Err(ctx.at(
+                v.span(),
+                "directory.display_name_attributes",
+                "expected at least one attribute name".into(),
+            ));
+        }
+        Some(v) => {
+            for a in v.get_ref() {
+                let at = Some(Spanned::new(v.span(), a.clone()));
+                attribute_name(&at, "directory.display_name_attributes", a)?;
+            }
+            v.get_ref().clone()
+        }
+    };
+    let mail_attribute = text_or(&d.mail_attribute, "directory.mail_attribute", "mail")?;
+    attribute_name(
+        &d.mail_attribute,
+        "directory.mail_attribute",
+        &mail_attribute,
+    )?;
+    let department_attribute = text_or(
+        &d.department_attribute,
+        "directory.department_attribute",
+        if ad { "department" } else { "ou" },
+    )?;
+    attribute_name(
+        &d.department_attribute,
+        "directory.department_attribute",
+        &department_attribute,
+    )?;
+    let title_attribute = text_or(&d.title_attribute, "directory.title_attribute", "title")?;
+    attribute_name(
+        &d.title_attribute,
+        "directory.title_attribute",
+        &title_attribute,
+    )?;
+
+    let groups = match &d.groups {
+        None if ad => LdapGroupMode::InChain,
+        None => LdapGroupMode::Search,
+        Some(g) => match g.get_ref().as_str() {
+            "member-of" => LdapGroupMode::MemberOf,
+            "search" => LdapGroupMode::Search,
+            "in-chain" => LdapGroupMode::InChain,
+            other => {
+                return Err(ctx.at(
+                    g.span(),
+                    "directory.groups",
+                    format!("unknown group lookup `{other}`; expected `member-of`, `search` or `in-chain`"),
+                ));
+            }
+        },
+    };
+    let default_group_filter = match (groups, ad) {
+        (LdapGroupMode::InChain, _) => {
+            "(&(objectClass=group)(member:1.2.840.113556.1.4.1941:={dn}))"
+        }
+        (_, true) => "(&(objectClass=group)(member={dn}))",
+        (_, false) => {
+            "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|(member={dn})(uniqueMember={dn})))"
+        }
+    };
+    let group_filter = text_or(
+        &d.group_filter,
+        "directory.group_filter",
+        default_group_filter,
+    )?;
+    ctx.filter_template(
+        &d.group_filter,
+        "directory.group_filter",
+        &group_filter,
+        "{dn}",
+    )?;
+    let group_name_attribute = text_or(
+        &d.group_name_attribute,
+        "directory.group_name_attribute",
+        "cn",
+    )?;
+    attribute_name(
+        &d.group_name_attribute,
+        "directory.group_name_attribute",
+        &group_name_attribute,
+    )?;
+    let group_nesting_depth = match &d.group_nesting_depth {
+        None => 16,
+        Some(n) if *n.get_ref() <= 64 => *n.get_ref(),
+        Some(n) => {
+            return Err(ctx.at(
+                n.span(),
+                "directory.group_nesting_depth",
+                "expected a number of levels from 0 to 64".into(),
+            ));
+        }
+    };
+    let page_size = match &d.page_size {
+        None => 500,
+        Some(n) if (1..=10_000).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            return Err(ctx.at(
+                n.span(),
+                "directory.page_size",
+                "expected a number of entries from 1 to 10000".into(),
+            ));
+        }
+    };
+
+    Ok(DirectoryConfig::Ldap(Box::new(LdapConfig {
+        flavour,
+        urls,
+        starttls,
+        ca_file,
+        connect_timeout,
+        timeout,
+        pool_size,
+        bind_dn,
+        bind_password,
+        base_dn,
+        user_base,
+        user_filter,
+        lookup_filter,
+        id_attribute,
+        display_name_attributes,
+        mail_attribute,
+        department_attribute,
+        title_attribute,
+        groups,
+        group_base,
+        group_filter,
+        group_name_attribute,
+        group_nesting_depth,
+        page_size,
+    })))
 }
 
 struct ErrCtx<'a> {
@@ -625,6 +1251,49 @@ impl ErrCtx<'_> {
                 ),
             )
         })
+    }
+
+    /// Checks that a filter template holds its placeholder and is a valid filter once the
+    /// placeholder is replaced (by an escaped value, as at run time).
+    fn filter_template(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        template: &str,
+        placeholder: &str,
+    ) -> Result<(), ConfigError> {
+        let Some(s) = v else {
+            return Ok(());
+        };
+        if !template.contains(placeholder) {
+            return Err(self.at(
+                s.span(),
+                key,
+                format!(
+                    "the filter must contain {placeholder}, which is replaced by the escaped value"
+                ),
+            ));
+        }
+        let sample = template.replace(placeholder, &ldap3::ldap_escape("a*b(c)d\\e"));
+        if ldap3::parse_filter(&sample).is_err() {
+            return Err(self.at(
+                s.span(),
+                key,
+                format!("`{template}` is not a valid LDAP filter (RFC 4515)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A positive count, or the default when the key is absent.
+    fn count(&self, v: &Option<Spanned<u32>>, key: &str, default: u32) -> Result<u32, ConfigError> {
+        match v {
+            Some(n) if *n.get_ref() == 0 => {
+                Err(self.at(n.span(), key, "expected a positive number".into()))
+            }
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(default),
+        }
     }
 
     fn share(&self, s: &Spanned<f64>, key: &str) -> Result<f64, ConfigError> {
@@ -790,12 +1459,164 @@ root = "demo"
                 "used twice",
             ),
             (
-                "[directory]\nkind = \"ldap\"\n",
+                "[directory]\nkind = \"nis\"\n",
                 2,
                 "directory.kind",
                 "unknown directory kind",
             ),
             ("[server\nlisten = 1\n", 1, "", "expected"),
+            // LDAP directories.
+            (
+                "[directory]\nkind = \"openldap\"\nbase_dn = \"dc=x\"\n",
+                2,
+                "directory.urls",
+                "needs `urls`",
+            ),
+            (
+                "[directory]\nkind = \"ldap\"\nurls = [\"ldap://h\"]\n",
+                2,
+                "directory.base_dn",
+                "needs `base_dn`",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nbase_dn = \"dc=x\"\nurls = [\"https://h\"]\n",
+                4,
+                "directory.urls",
+                "unsupported scheme",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nbase_dn = \"dc=x\"\nurls = []\n",
+                4,
+                "directory.urls",
+                "at least one",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nbase_dn = \"dc=x\"\nurls = [\"ldap://h/dc=x\"]\n",
+                4,
+                "directory.urls",
+                "base_dn",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nbase_dn = \"dc=x\"\nurls = [\"ldaps://h\"]\nstarttls = true\n",
+                5,
+                "directory.starttls",
+                "StartTLS applies to `ldap://`",
+            ),
+            (
+                "[directory]\nkind = \"active-directory\"\nurls = [\"ldaps://dc\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=samle\"\n",
+                5,
+                "directory.bind_dn",
+                "SAMLE_LDAP_BIND_PASSWORD",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=samle\"\nbind_password_env = \"NOT_SET_ANYWHERE\"\n",
+                6,
+                "directory.bind_password_env",
+                "NOT_SET_ANYWHERE",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_password_env = \"X\"\n",
+                5,
+                "directory.bind_password_env",
+                "without `bind_dn`",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=samle\"\nbind_password_file = \"no-such-file\"\n",
+                6,
+                "directory.bind_password_file",
+                "cannot read",
+            ),
+            (
+                // The password itself has no key: secrets never live in the file.
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_password = \"hemmelig\"\n",
+                5,
+                "bind_password",
+                "unknown field",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nca_file = \"missing.pem\"\n",
+                5,
+                "directory.ca_file",
+                "does not exist",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\ntimeout = \"forever\"\n",
+                5,
+                "directory.timeout",
+                "duration",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nconnect_timeout = \"1h\"\n",
+                5,
+                "directory.connect_timeout",
+                "from 1ms to 5m",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\npool_size = 0\n",
+                5,
+                "directory.pool_size",
+                "1 to 64",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nuser_filter = \"(uid=%s)\"\n",
+                5,
+                "directory.user_filter",
+                "must contain {login}",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nuser_filter = \"(uid={login}\"\n",
+                5,
+                "directory.user_filter",
+                "not a valid LDAP filter",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nlookup_filter = \"(uid={login})\"\n",
+                5,
+                "directory.lookup_filter",
+                "must contain {id}",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\ngroup_filter = \"(member=*)\"\n",
+                5,
+                "directory.group_filter",
+                "must contain {dn}",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\ngroups = \"nested\"\n",
+                5,
+                "directory.groups",
+                "`member-of`, `search` or `in-chain`",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nid_attribute = \"u id\"\n",
+                5,
+                "directory.id_attribute",
+                "not an attribute name",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\npage_size = 0\n",
+                5,
+                "directory.page_size",
+                "1 to 10000",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\ngroup_nesting_depth = 100\n",
+                5,
+                "directory.group_nesting_depth",
+                "0 to 64",
+            ),
+            (
+                "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nfile = \"demo/directory.toml\"\n",
+                5,
+                "directory.file",
+                "demo directory",
+            ),
+            (
+                "[directory]\nkind = \"demo\"\nurls = [\"ldaps://h\"]\n",
+                3,
+                "directory.urls",
+                "belongs to an LDAP directory",
+            ),
         ];
         for (text, line, key, needle) in cases {
             let e = parse(text).expect_err(text);
@@ -845,6 +1666,123 @@ root = "demo"
         let e =
             Config::from_str(text, Path::new("s.toml"), &env, &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("SAMLE_LISTEN"), "{e}");
+    }
+
+    #[test]
+    fn ldap_presets_and_secrets() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            LDAP_BIND_PASSWORD_ENV.to_string(),
+            "tjeneste-hemmelig".to_string(),
+        );
+        let ldap = |text: &str, env: &BTreeMap<String, String>| match Config::from_str(
+            text,
+            Path::new("conf/samle.toml"),
+            env,
+            &Overrides::default(),
+        )
+        .unwrap()
+        .directory
+        {
+            DirectoryConfig::Ldap(l) => l,
+            other => panic!("{other:?}"),
+        };
+        let openldap = ldap(
+            "[directory]\nkind = \"openldap\"\nurls = [\"ldap://a\", \"ldaps://b:1636\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=s,dc=x\"\n",
+            &env,
+        );
+        assert_eq!(openldap.flavour, LdapFlavour::OpenLdap);
+        assert_eq!(openldap.urls.len(), 2);
+        assert_eq!(openldap.groups, LdapGroupMode::Search);
+        assert_eq!(openldap.id_attribute, "uid");
+        assert_eq!(
+            openldap.user_filter,
+            "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
+        );
+        assert_eq!(
+            openldap.lookup_filter,
+            "(&(objectClass=inetOrgPerson)(uid={id}))"
+        );
+        assert_eq!(openldap.user_base, "dc=x");
+        assert_eq!(openldap.connect_timeout, Duration::from_secs(5));
+        assert_eq!(openldap.timeout, Duration::from_secs(5));
+        assert_eq!(
+            openldap.bind_password.as_ref().map(Secret::expose),
+            Some("tjeneste-hemmelig")
+        );
+        assert!(
+            !format!("{openldap:?}").contains("tjeneste-hemmelig"),
+            "the password must not be printed"
+        );
+
+        let ad = ldap(
+            "[directory]\nkind = \"active-directory\"\nurls = [\"ldap://dc\"]\nstarttls = true\nbase_dn = \"DC=k,DC=local\"\n",
+            &BTreeMap::new(),
+        );
+        assert_eq!(ad.flavour, LdapFlavour::ActiveDirectory);
+        assert!(ad.starttls);
+        assert!(ad.bind_dn.is_none() && ad.bind_password.is_none());
+        assert_eq!(ad.groups, LdapGroupMode::InChain);
+        assert_eq!(ad.id_attribute, "sAMAccountName");
+        assert!(ad.user_filter.contains("(userPrincipalName={login})"));
+        assert!(ad.group_filter.contains("1.2.840.113556.1.4.1941"));
+        assert_eq!(ad.department_attribute, "department");
+
+        // The generic kind has OpenLDAP's defaults and takes every key.
+        let generic = ldap(
+            "[directory]\nkind = \"ldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"o=x\"\ngroups = \"member-of\"\nid_attribute = \"cn\"\ndisplay_name_attributes = [\"fullName\"]\npage_size = 50\ngroup_nesting_depth = 0\ntimeout = \"750ms\"\n",
+            &BTreeMap::new(),
+        );
+        assert_eq!(generic.flavour, LdapFlavour::Generic);
+        assert_eq!(generic.groups, LdapGroupMode::MemberOf);
+        assert_eq!(
+            generic.lookup_filter,
+            "(&(objectClass=inetOrgPerson)(cn={id}))"
+        );
+        assert_eq!(generic.display_name_attributes, ["fullName"]);
+        assert_eq!(generic.page_size, 50);
+        assert_eq!(generic.group_nesting_depth, 0);
+        assert_eq!(generic.timeout, Duration::from_millis(750));
+
+        // A password file: relative to the configuration, its final newline is not part of
+        // the password; an empty one is refused (an unauthenticated bind).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "fra-fil\n").unwrap();
+        let text = "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=s\"\nbind_password_file = \"pw\"\n";
+        let c = Config::from_str(
+            text,
+            &dir.path().join("samle.toml"),
+            &BTreeMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let DirectoryConfig::Ldap(l) = c.directory else {
+            panic!()
+        };
+        assert_eq!(
+            l.bind_password.as_ref().map(Secret::expose),
+            Some("fra-fil")
+        );
+        std::fs::write(dir.path().join("pw"), " \n").unwrap();
+        let e = Config::from_str(
+            text,
+            &dir.path().join("samle.toml"),
+            &BTreeMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("directory.bind_password_file"));
+        assert!(e.to_string().contains("unauthenticated bind"), "{e}");
+        let mut blank = BTreeMap::new();
+        blank.insert(LDAP_BIND_PASSWORD_ENV.to_string(), "  ".to_string());
+        let e = Config::from_str(
+            "[directory]\nkind = \"openldap\"\nurls = [\"ldaps://h\"]\nbase_dn = \"dc=x\"\nbind_dn = \"cn=s\"\n",
+            Path::new("s.toml"),
+            &blank,
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
     }
 
     #[test]

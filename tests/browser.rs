@@ -4,10 +4,8 @@
 //! checks (names, headings, landmarks, contrast, no scripts, no sideways scrolling on a phone),
 //! in Danish and in English.
 //!
-//! The WebDriver client is the small one below, speaking the W3C WebDriver protocol (JSON over
-//! HTTP) through `reqwest`. fantoccini with `default-features = false` has neither
-//! `ClientBuilder::native` nor `rustls`, and its `ClientBuilder::new` wants a `hyper-util`
-//! connector, which this package does not depend on; plain HTTP on loopback is all we need.
+//! The WebDriver client is `fantoccini`, connecting over plain HTTP (`hyper-util`'s
+//! `HttpConnector`) to chromedriver on loopback.
 
 // Test helpers may unwrap: a failure is a test failure (clippy.toml allows it only inside
 // `#[test]` functions themselves).
@@ -16,23 +14,26 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
+use std::ops::Deref;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, Portal, demo_config};
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::error::NewSessionError;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The WebDriver identifier of an element reference in JSON.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// WebDriver key codes (W3C WebDriver, "Keyboard actions").
-const TAB: char = '\u{E004}';
-const ENTER: char = '\u{E007}';
+const TAB: Key = Key::Tab;
+const ENTER: Key = Key::Enter;
 
 /// How long to wait for chromedriver to start, or for a navigation to land.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -42,7 +43,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A running `chromedriver`; stopped when dropped.
 struct Driver {
     child: Child,
-    port: u16,
     /// Chromium's profile; removed after chromedriver (and so the browser) is gone.
     profile: tempfile::TempDir,
 }
@@ -59,48 +59,37 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// An element found in the current page.
-#[derive(Clone, Debug)]
-struct Element(String);
-
-impl Element {
-    fn json(&self) -> Value {
-        json!({ ELEMENT_KEY: self.0 })
-    }
-}
-
 /// One WebDriver session in a headless Chromium. Dropping it ends the session (which closes
 /// the browser) and then stops chromedriver, even when a test panics half-way.
+///
+/// fantoccini's session runs as a task on the test's runtime, so the tests use the
+/// multi-threaded runtime: `Drop` blocks its own thread while a worker ends the session.
 struct Browser {
-    http: reqwest::Client,
-    /// `http://127.0.0.1:PORT/session/ID`
-    session: String,
-    session_id: String,
-    driver: Driver,
+    client: Client,
+    /// Held for its `Drop`, which runs after the session has ended.
+    _driver: Driver,
+}
+
+impl Deref for Browser {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         // Blocking on purpose: Drop cannot await, and the browser must be gone before its
         // profile directory is removed.
-        delete_session_blocking(self.driver.port, &self.session_id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let close = self.client.clone().close();
+        tokio::task::block_in_place(|| {
+            let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(20), close));
+        });
     }
-}
-
-fn delete_session_blocking(port: u16, session_id: &str) {
-    use std::io::{Read as _, Write as _};
-    let addr = (Ipv4Addr::LOCALHOST, port).into();
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
-    let _ = write!(
-        stream,
-        "DELETE /session/{session_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
 }
 
 impl Browser {
@@ -121,270 +110,95 @@ impl Browser {
             .expect("start chromedriver");
         let driver = Driver {
             child,
-            port,
             profile: tempfile::tempdir().unwrap(),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|v| v["value"]["ready"] == true),
-                Err(_) => false,
-            };
-            if ready {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
 
         let profile = driver.profile.path().to_str().unwrap().to_string();
-        let capabilities = json!({
-            "capabilities": { "alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": CHROMIUM,
-                    // Headless Chromium ignores `--lang` for `Accept-Language`; the
-                    // preference sets it, so the portal's language negotiation is exercised.
-                    "prefs": { "intl.accept_languages": "da-DK,da" },
-                    "args": [
-                        "--headless=new",
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-quic",
-                        "--no-first-run",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                        "--disable-dev-shm-usage",
-                        "--window-size=1280,900",
-                        "--lang=da-DK",
-                        format!("--user-data-dir={profile}"),
-                    ],
-                },
-            }},
-        });
-        let r = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-            .expect("ask chromedriver for a session");
-        let status = r.status();
-        let body: Value = r.json().await.expect("session answer");
-        assert!(
-            status.is_success(),
-            "chromedriver refused the session ({status}): {body}"
-        );
-        let session_id = body["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session id in {body}"))
-            .to_string();
+        let Value::Object(capabilities) = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                // Headless Chromium ignores `--lang` for `Accept-Language`; the preference
+                // sets it, so the portal's language negotiation is exercised.
+                "prefs": { "intl.accept_languages": "da-DK,da" },
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,900",
+                    "--lang=da-DK",
+                    format!("--user-data-dir={profile}"),
+                ],
+            },
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let base = format!("http://127.0.0.1:{port}");
+
+        // Until chromedriver listens, connecting fails; any other failure is final.
+        let deadline = Instant::now() + PATIENCE;
+        let client = loop {
+            match builder.connect(&base).await {
+                Ok(client) => break client,
+                Err(NewSessionError::FailedC(e)) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "chromedriver did not become ready on port {port}: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("chromedriver refused the session: {e}"),
+            }
+        };
         Browser {
-            http,
-            session: format!("{base}/session/{session_id}"),
-            session_id,
-            driver,
+            client,
+            _driver: driver,
         }
     }
 
-    /// Sends one WebDriver command; returns its `value`, or the driver's error.
-    async fn try_cmd(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, String> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.session));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let r = request
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = r.status();
-        let mut answer: Value = r
-            .json()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let value = answer["value"].take();
-        if status.is_success() {
-            Ok(value)
-        } else {
-            Err(format!(
-                "{method} {path}: {status} {}: {}",
-                value["error"], value["message"]
-            ))
-        }
+    /// Every element matching a CSS selector.
+    async fn all(&self, css: &str) -> Vec<Element> {
+        self.find_all(Locator::Css(css)).await.unwrap()
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.try_cmd(method, path, body)
-            .await
-            .unwrap_or_else(|e| panic!("webdriver: {e}"))
-    }
-
-    async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn current_url(&self) -> url::Url {
-        let v = self.cmd(reqwest::Method::GET, "/url", None).await;
-        url::Url::parse(v.as_str().unwrap()).unwrap()
-    }
-
-    /// Runs a function body in the page; `arguments` holds `args`.
-    async fn try_execute(&self, script: &str, args: Vec<Value>) -> Result<Value, String> {
-        self.try_cmd(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({ "script": script, "args": args })),
-        )
-        .await
-    }
-
-    async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
-        self.try_execute(script, args)
-            .await
-            .unwrap_or_else(|e| panic!("webdriver: {e}"))
-    }
-
-    async fn find_all(&self, css: &str) -> Vec<Element> {
-        let v = self
-            .cmd(
-                reqwest::Method::POST,
-                "/elements",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        element_list(&v)
-    }
-
-    async fn find(&self, css: &str) -> Element {
-        let mut found = self.find_all(css).await;
+    /// The first element matching a CSS selector; it must be there.
+    async fn first(&self, css: &str) -> Element {
+        let mut found = self.all(css).await;
         assert!(
             !found.is_empty(),
             "no `{css}` on {}",
-            self.current_url().await
+            self.current_url().await.unwrap()
         );
         found.swap_remove(0)
     }
 
-    async fn active_element(&self) -> Element {
-        let v = self
-            .cmd(reqwest::Method::GET, "/element/active", None)
-            .await;
-        element(&v)
-    }
-
-    async fn attr(&self, e: &Element, name: &str) -> Option<String> {
-        let v = self
-            .cmd(
-                reqwest::Method::GET,
-                &format!("/element/{}/attribute/{name}", e.0),
-                None,
-            )
-            .await;
-        v.as_str().map(str::to_string)
-    }
-
-    /// A DOM property, e.g. `href` (absolute) rather than the `href` attribute.
-    async fn prop(&self, e: &Element, name: &str) -> Option<String> {
-        let v = self
-            .cmd(
-                reqwest::Method::GET,
-                &format!("/element/{}/property/{name}", e.0),
-                None,
-            )
-            .await;
-        v.as_str().map(str::to_string)
-    }
-
-    async fn text(&self, e: &Element) -> String {
-        let v = self
-            .cmd(
-                reqwest::Method::GET,
-                &format!("/element/{}/text", e.0),
-                None,
-            )
-            .await;
-        v.as_str().unwrap_or_default().to_string()
-    }
-
-    async fn outer_html(&self, e: &Element) -> String {
-        let v = self
-            .execute("return arguments[0].outerHTML;", vec![e.json()])
-            .await;
-        prefix(v.as_str().unwrap_or_default())
-    }
-
-    /// Types into one element (WebDriver "Element Send Keys": focuses it first).
-    async fn send_keys(&self, e: &Element, text: &str) {
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", e.0),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn click(&self, e: &Element) {
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", e.0),
-            Some(json!({})),
-        )
-        .await;
-    }
-
     /// Presses keys on the keyboard, whatever has the focus, as a person would.
     async fn press(&self, keys: &str) {
-        let mut actions = Vec::new();
-        for c in keys.chars() {
-            actions.push(json!({ "type": "keyDown", "value": c.to_string() }));
-            actions.push(json!({ "type": "keyUp", "value": c.to_string() }));
+        let mut keyboard = KeyActions::new("keyboard".to_string());
+        for value in keys.chars() {
+            keyboard = keyboard
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
         }
-        self.cmd(
-            reqwest::Method::POST,
-            "/actions",
-            Some(json!({ "actions": [
-                { "type": "key", "id": "keyboard", "actions": actions }
-            ]})),
-        )
-        .await;
-        self.cmd(reqwest::Method::DELETE, "/actions", None).await;
-    }
-
-    async fn set_window_size(&self, width: u32, height: u32) {
-        self.cmd(
-            reqwest::Method::POST,
-            "/window/rect",
-            Some(json!({ "width": width, "height": height })),
-        )
-        .await;
+        self.perform_actions(keyboard).await.unwrap();
+        self.release_actions().await.unwrap();
     }
 
     async fn is_active(&self, e: &Element) -> bool {
         self.execute(
             "return document.activeElement === arguments[0];",
-            vec![e.json()],
+            vec![serde_json::to_value(e).unwrap()],
         )
         .await
+        .unwrap()
             == true
     }
 
@@ -395,7 +209,8 @@ impl Browser {
                 "const a = document.activeElement; return a ? a.outerHTML : 'nothing';",
                 vec![],
             )
-            .await;
+            .await
+            .unwrap();
         prefix(v.as_str().unwrap_or_default())
     }
 
@@ -404,10 +219,10 @@ impl Browser {
     async fn wait_for_page(&self, what: &str, wanted: impl Fn(&url::Url) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(Value::String(u)) = self.try_cmd(reqwest::Method::GET, "/url", None).await
-                && url::Url::parse(&u).is_ok_and(|u| wanted(&u))
+            if let Ok(u) = self.current_url().await
+                && wanted(&u)
                 && self
-                    .try_execute("return document.readyState;", vec![])
+                    .execute("return document.readyState;", vec![])
                     .await
                     .is_ok_and(|s| s == "complete")
             {
@@ -416,7 +231,7 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "never reached {what}; the browser is at {}",
-                self.current_url().await
+                self.current_url().await.unwrap()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -426,26 +241,15 @@ impl Browser {
     async fn page_lang(&self) -> String {
         let v = self
             .execute("return document.documentElement.lang;", vec![])
-            .await;
+            .await
+            .unwrap();
         v.as_str().unwrap_or_default().to_string()
     }
 }
 
-fn element(v: &Value) -> Element {
-    Element(
-        v[ELEMENT_KEY]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an element: {v}"))
-            .to_string(),
-    )
-}
-
-fn element_list(v: &Value) -> Vec<Element> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list of elements: {v}"))
-        .iter()
-        .map(element)
-        .collect()
+/// The start of an element's markup, enough to recognise it in a failure message.
+async fn outer_html(e: &Element) -> String {
+    prefix(&e.html(false).await.unwrap())
 }
 
 /// The start of some markup, enough to recognise an element in a failure message.
@@ -468,18 +272,18 @@ async fn portal() -> (Portal, tempfile::TempDir) {
 /// On a freshly loaded page, the first Tab reaches the skip link, and Enter on it moves the
 /// focus to `main`.
 async fn check_skip_link(b: &Browser, page: &str) {
-    b.press(&TAB.to_string()).await;
-    let focused = b.active_element().await;
-    let class = b.attr(&focused, "class").await.unwrap_or_default();
+    b.press(&TAB).await;
+    let focused = b.active_element().await.unwrap();
+    let class = focused.attr("class").await.unwrap().unwrap_or_default();
     assert!(
         class.split_whitespace().any(|c| c == "skip"),
         "on {page}, the first Tab stop is {}, not the skip link `a.skip`",
         b.focus_description().await
     );
-    let href = b.attr(&focused, "href").await.unwrap_or_default();
+    let href = focused.attr("href").await.unwrap().unwrap_or_default();
     assert_eq!(href, "#main", "on {page}, the skip link points elsewhere");
-    b.press(&ENTER.to_string()).await;
-    let main = b.find("main").await;
+    b.press(&ENTER).await;
+    let main = b.first("main").await;
     assert!(
         b.is_active(&main).await,
         "on {page}, Enter on the skip link left the focus on {}, not on `main`",
@@ -487,16 +291,16 @@ async fn check_skip_link(b: &Browser, page: &str) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn keyboard_only_login_and_search() {
     let (portal, _data) = portal().await;
     let b = Browser::start().await;
 
     // The login page puts the focus in the user name field by itself.
-    b.goto(&portal.url("/login")).await;
-    let focused = b.active_element().await;
+    b.goto(&portal.url("/login")).await.unwrap();
+    let focused = b.active_element().await.unwrap();
     assert_eq!(
-        b.attr(&focused, "id").await.as_deref(),
+        focused.attr("id").await.unwrap().as_deref(),
         Some("username"),
         "the login page should focus the user name field, not {}",
         b.focus_description().await
@@ -504,9 +308,9 @@ async fn keyboard_only_login_and_search() {
 
     // User name, Tab, password, Enter: logged in, on the front page.
     b.press(&format!("mette{TAB}")).await;
-    let focused = b.active_element().await;
+    let focused = b.active_element().await.unwrap();
     assert_eq!(
-        b.attr(&focused, "id").await.as_deref(),
+        focused.attr("id").await.unwrap().as_deref(),
         Some("password"),
         "Tab from the user name should reach the password, not {}",
         b.focus_description().await
@@ -516,9 +320,9 @@ async fn keyboard_only_login_and_search() {
         .await;
 
     // The front page puts the focus in the search box; typing and Enter searches.
-    let focused = b.active_element().await;
+    let focused = b.active_element().await.unwrap();
     assert_eq!(
-        b.attr(&focused, "id").await.as_deref(),
+        focused.attr("id").await.unwrap().as_deref(),
         Some("q"),
         "the front page should focus the search box, not {}",
         b.focus_description().await
@@ -529,21 +333,21 @@ async fn keyboard_only_login_and_search() {
     })
     .await;
 
-    let hits = b.find_all("ol.hits li.hit").await;
+    let hits = b.all("ol.hits li.hit").await;
     assert!(!hits.is_empty(), "sygefravær found nothing for mette");
-    let links = b.find_all("ol.hits li.hit .hit-title a[href]").await;
+    let links = b.all("ol.hits li.hit .hit-title a[href]").await;
     assert_eq!(
         links.len(),
         hits.len(),
         "every hit's title should be a link"
     );
     for link in &links {
-        let href = b.attr(link, "href").await.unwrap_or_default();
-        let title = b.text(link).await;
+        let href = link.attr("href").await.unwrap().unwrap_or_default();
+        let title = link.text().await.unwrap();
         assert!(
             !href.is_empty() && href != "#" && !title.trim().is_empty(),
             "a hit's title links nowhere: {}",
-            b.outer_html(link).await
+            outer_html(link).await
         );
     }
 
@@ -553,25 +357,25 @@ async fn keyboard_only_login_and_search() {
 
     // From the main content, Tab on to the first hit and follow it with Enter.
     let first = links[0].clone();
-    let target = b.prop(&first, "href").await.unwrap();
+    let target = first.prop("href").await.unwrap().unwrap();
     let mut tabs = 0;
     while !b.is_active(&first).await {
         tabs += 1;
         assert!(
             tabs <= 40,
             "40 Tabs from the main content never reached the first hit {}",
-            b.outer_html(&first).await
+            outer_html(&first).await
         );
-        b.press(&TAB.to_string()).await;
+        b.press(&TAB).await;
     }
-    b.press(&ENTER.to_string()).await;
+    b.press(&ENTER).await;
     b.wait_for_page("the first hit's document", |u| u.as_str() == target)
         .await;
 
-    let h1 = b.find_all("h1").await;
+    let h1 = b.all("h1").await;
     assert_eq!(h1.len(), 1, "the document page should have one h1");
     assert!(
-        !b.text(&h1[0]).await.trim().is_empty(),
+        !h1[0].text().await.unwrap().trim().is_empty(),
         "the document page's h1 is empty"
     );
     check_skip_link(&b, "the document page").await;
@@ -718,7 +522,7 @@ async fn audit(b: &Browser, lang: &str) -> Vec<String> {
     if actual != lang {
         failures.push(format!("html[lang] is {actual:?}, expected {lang:?}"));
     }
-    let found = b.execute(CHECKS, vec![]).await;
+    let found = b.execute(CHECKS, vec![]).await.unwrap();
     for f in found.as_array().expect("the checks return a list") {
         failures.push(format!(
             "{}: {}",
@@ -728,9 +532,9 @@ async fn audit(b: &Browser, lang: &str) -> Vec<String> {
     }
 
     // At a phone's width, nothing scrolls sideways.
-    b.set_window_size(360, 740).await;
-    let m = b.execute(OVERFLOW, vec![]).await;
-    b.set_window_size(1280, 900).await;
+    b.set_window_size(360, 740).await.unwrap();
+    let m = b.execute(OVERFLOW, vec![]).await.unwrap();
+    b.set_window_size(1280, 900).await.unwrap();
     let inner = m["innerWidth"].as_u64().unwrap();
     let scroll = m["scrollWidth"].as_u64().unwrap();
     assert!(
@@ -749,13 +553,13 @@ async fn audit(b: &Browser, lang: &str) -> Vec<String> {
 /// Switches the language with the header's button and waits for the page to come back in it.
 async fn switch_language(b: &Browser, to: &str) {
     let button = b
-        .find("header form[action='/lang'] button[type=submit]")
+        .first("header form[action='/lang'] button[type=submit]")
         .await;
-    b.click(&button).await;
+    button.click().await.unwrap();
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Ok(v) = b
-            .try_execute(
+            .execute(
                 "return document.readyState === 'complete' ? document.documentElement.lang : '';",
                 vec![],
             )
@@ -768,7 +572,7 @@ async fn switch_language(b: &Browser, to: &str) {
             panic!(
                 "the language button did not switch the page to {to:?}; the browser is at {} \
                  in {:?}",
-                b.current_url().await,
+                b.current_url().await.unwrap(),
                 b.page_lang().await
             );
         }
@@ -776,7 +580,7 @@ async fn switch_language(b: &Browser, to: &str) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn pages_pass_basic_accessibility_checks() {
     let (portal, _data) = portal().await;
     let b = Browser::start().await;
@@ -791,23 +595,30 @@ async fn pages_pass_basic_accessibility_checks() {
     };
 
     // Logged out: the login page, in Danish (the browser asks for Danish) and in English.
-    b.goto(&portal.url("/login")).await;
+    b.goto(&portal.url("/login")).await.unwrap();
     record("/login (da)", audit(&b, "da").await);
     switch_language(&b, "en").await;
     record("/login (en)", audit(&b, "en").await);
 
     // Logged in as lars.
-    b.send_keys(&b.find("#username").await, "lars").await;
-    b.send_keys(&b.find("#password").await, PASSWORD).await;
-    b.click(&b.find("form[action='/login'] button[type=submit]").await)
-        .await;
+    b.first("#username").await.send_keys("lars").await.unwrap();
+    b.first("#password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.first("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_for_page("the front page after logging in", |u| u.path() == "/")
         .await;
 
     // A document to look at: the first hit for "ferie".
-    b.goto(&portal.url("/search?q=ferie")).await;
-    let first = b.find("ol.hits li.hit .hit-title a[href]").await;
-    let doc = b.prop(&first, "href").await.unwrap();
+    b.goto(&portal.url("/search?q=ferie")).await.unwrap();
+    let first = b.first("ol.hits li.hit .hit-title a[href]").await;
+    let doc = first.prop("href").await.unwrap().unwrap();
     assert!(
         doc.starts_with(&portal.url("/doc/")),
         "the first hit for ferie is not a document page of Samle: {doc}"
@@ -822,14 +633,14 @@ async fn pages_pass_basic_accessibility_checks() {
     ];
     for lang in ["en", "da"] {
         if lang == "da" {
-            b.goto(&portal.url("/")).await;
+            b.goto(&portal.url("/")).await.unwrap();
             switch_language(&b, "da").await;
         }
         for (name, url) in &pages {
-            b.goto(url).await;
+            b.goto(url).await.unwrap();
             if url == &missing {
-                let h1 = b.find("h1").await;
-                let heading = b.text(&h1).await;
+                let h1 = b.first("h1").await;
+                let heading = h1.text().await.unwrap();
                 assert!(
                     heading.contains("404"),
                     "{url} did not show the 404 page: {heading}"
@@ -843,7 +654,7 @@ async fn pages_pass_basic_accessibility_checks() {
 }
 
 /// The checks themselves find what they look for, so a page passing them means something.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_checks_catch_known_defects() {
     use base64::Engine as _;
     let b = Browser::start().await;
@@ -864,7 +675,7 @@ async fn the_checks_catch_known_defects() {
         "data:text/html;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(page)
     );
-    b.goto(&url).await;
+    b.goto(&url).await.unwrap();
     let failures = audit(&b, "da").await;
     let all = failures.join("\n");
     let expected = [

@@ -48,6 +48,39 @@ fn check_passes_on_the_demo_configuration() {
     assert!(t.contains("✓ directory (demo)"), "{t}");
     assert!(t.contains("✓ source personalehaandbog"), "{t}");
     assert!(t.contains("Everything looks fine."), "{t}");
+
+    // A named user is resolved the way a login would resolve them.
+    let out = samle(&[
+        "--config",
+        s(&demo_config()),
+        "--data-dir",
+        s(data.path()),
+        "check",
+        "--user",
+        "anna",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("group:portal-admins"),
+        "nested group reached: {t}"
+    );
+    assert!(t.contains("roles: employee, publisher, admin"), "{t}");
+    let out = samle(&[
+        "--config",
+        s(&demo_config()),
+        "--data-dir",
+        s(data.path()),
+        "check",
+        "--user",
+        "peter",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("✗ user peter: not found, or disabled"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -284,4 +317,28 @@ fn a_crash_during_sync_leaves_an_index_that_opens_and_resumes() {
     let out = samle(&["--config", s(&config), "--data-dir", s(&data), "sync"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(stats_documents(&config, &data), 3000);
+}
+
+#[test]
+fn unreadable_files_are_reported_with_their_name_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("share");
+    write_docs(&root, 5);
+    std::fs::write(
+        root.join("mappe-0/ødelagt.pdf"),
+        b"%PDF-1.4 this is not really a pdf",
+    )
+    .unwrap();
+    let config = file_share_config(dir.path(), &root, "");
+    let data = dir.path().join("data");
+    let out = samle(&["--config", s(&config), "--data-dir", s(&data), "sync"]);
+    let t = text(&out);
+    // One unreadable file does not fail the run; it is counted and named.
+    assert!(out.status.success(), "{t}");
+    let row = t.lines().find(|l| l.starts_with("share ")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[1..4], &["ok", "6", "5"], "{row}");
+    assert_eq!(cols[7], "1", "one failed: {row}");
+    assert!(t.contains("mappe-0/ødelagt.pdf: "), "{t}");
+    assert_eq!(stats_documents(&config, &data), 5);
 }

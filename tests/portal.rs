@@ -565,3 +565,54 @@ async fn the_ui_speaks_english_on_request() {
         .unwrap();
     assert_eq!(r.headers()["location"], "/");
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_without_locking_out_for_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("share");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.md"), "# Ferie\n\nFerieregler.\n").unwrap();
+    let config = common::file_share_config(dir.path(), &root, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[index]",
+        "[auth]\nlogin_burst_per_account = 5\nlogin_refill_per_account = \"2s\"\nlogin_burst_per_client = 1000\n\n[index]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let portal = Portal::start(&config, &dir.path().join("data"));
+    let client = portal.client();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            portal
+                .post_login(&client, "lars", "wrong")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = portal.post_login(&client, "lars", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "the right password does not bypass the throttle"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    // Other accounts are unaffected, and the real user gets in once the noise stops.
+    assert_eq!(
+        portal
+            .post_login(&portal.client(), "mette", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        portal
+            .post_login(&portal.client(), "lars", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}

@@ -8,6 +8,11 @@
 //!
 //! The walk never leaves the root: it does not follow folder links, and a file link is followed
 //! only when its canonical target lies inside the canonical root.
+//!
+//! A document's dates are the ones it declares (front matter, `<meta>`, Office and PDF
+//! metadata), falling back to the file's modification time, so that a news item sorts by the
+//! date written in it rather than by when the file was last copied. Its tags are topics: the
+//! top-level folder, not the format.
 
 use std::fs::{self, File, Metadata};
 use std::io::Read;
@@ -31,7 +36,11 @@ use crate::model::{Change, Document};
 
 /// Bump when extraction changes in a way worth re-extracting every file for: it is part of each
 /// fingerprint, so the next run re-reads everything once.
-const EXTRACTION_VERSION: u32 = 1;
+///
+/// 2: documents carry the dates they declare, Markdown and HTML no longer repeat their title at
+/// the top of the text, HTML titles lose their section and site parts, and the format is no
+/// longer a tag.
+const EXTRACTION_VERSION: u32 = 2;
 
 /// How many walked files may wait for processing; bounds memory on huge shares.
 const WALK_QUEUE: usize = 256;
@@ -77,6 +86,10 @@ pub struct FileShareParams {
     /// The language of every document ("da", "en"); otherwise whatever the file declares.
     #[serde(default)]
     pub language: Option<String>,
+    /// The document kind of every file of the share, such as `"news"` for a folder of news
+    /// items: lowercase ASCII letters, digits and `-`. Default `"file"`.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// One access rule: files matching `path` get `principals`.
@@ -105,7 +118,11 @@ struct Inner {
     limits: Limits,
     url_prefix: Option<String>,
     language: Option<String>,
+    kind: String,
 }
+
+/// The document kind when the configuration names none.
+const DEFAULT_KIND: &str = "file";
 
 impl FileShare {
     /// Validates the parameters. The root itself is not touched until `check` or `run`.
@@ -160,6 +177,10 @@ impl FileShare {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_ascii_lowercase);
+        let kind = match params.kind.as_deref() {
+            None => DEFAULT_KIND.to_owned(),
+            Some(kind) => document_kind(kind)?,
+        };
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -173,6 +194,7 @@ impl FileShare {
                 limits,
                 url_prefix,
                 language,
+                kind,
             }),
         })
     }
@@ -267,7 +289,7 @@ impl FileShare {
                 stat,
             } => (id, path, format, stat),
         };
-        let derived = self.inner.derive(&id, format);
+        let derived = self.inner.derive(&id);
         let known = known.fingerprint(&id);
         let known = known.as_deref().and_then(Fingerprint::parse);
         let known = known.filter(|k| k.settings == derived.settings);
@@ -523,7 +545,7 @@ impl Inner {
         self.access.matches(id).first().copied()
     }
 
-    fn derive(&self, id: &str, format: Format) -> Derived {
+    fn derive(&self, id: &str) -> Derived {
         let acl = match self.rule_for(id) {
             Some(index) => self.rules[index].principals.clone(),
             None => self.default_access.clone(),
@@ -536,11 +558,13 @@ impl Inner {
                 .join("/");
             format!("{prefix}{path}")
         });
-        let mut tags = Vec::with_capacity(2);
-        if let Some((folder, _)) = id.split_once('/') {
-            tags.push(folder.to_owned());
-        }
-        tags.push(format.name().to_owned());
+        // Users read tags as topics, so the top-level folder is one and the format is not (the
+        // file name shows it).
+        let tags: Vec<String> = id
+            .split_once('/')
+            .map(|(folder, _)| folder.to_owned())
+            .into_iter()
+            .collect();
 
         let mut hasher = blake3::Hasher::new();
         hasher.update(&EXTRACTION_VERSION.to_le_bytes());
@@ -549,8 +573,8 @@ impl Inner {
             hasher.update(value.as_bytes());
             hasher.update(b"\0");
         }
-        for value in [&url, &self.language] {
-            hasher.update(value.as_deref().unwrap_or("\u{1}").as_bytes());
+        for value in [url.as_deref(), self.language.as_deref(), Some(&self.kind)] {
+            hasher.update(value.unwrap_or("\u{1}").as_bytes());
             hasher.update(b"\0");
         }
         let settings = hasher.finalize().to_hex()[..16].to_owned();
@@ -588,16 +612,19 @@ impl Inner {
             mtime_ns(&stat),
             derived.settings
         );
+        // What the document says about itself beats the file system: copying a file resets
+        // its dates, and a news item dated in its front matter must sort by that date.
+        let mtime = stat.modified().ok().map(DateTime::<Utc>::from);
         Ok(Some(Document {
             external_id: id.to_owned(),
-            kind: "file".to_owned(),
+            kind: self.kind.clone(),
             title: extracted.title.unwrap_or_else(|| title_from_name(id)),
             body: extracted.text,
             url: derived.url,
             author: extracted.author,
             language: self.language.clone().or(extracted.language),
-            created: stat.created().ok().map(DateTime::<Utc>::from),
-            updated: stat.modified().ok().map(DateTime::<Utc>::from),
+            created: extracted.created.or(mtime),
+            updated: extracted.modified.or(extracted.created).or(mtime),
             acl: derived.acl,
             tags: derived.tags,
             fingerprint: Some(fingerprint),
@@ -838,6 +865,21 @@ fn glob(pattern: &str, field: &str) -> Result<globset::Glob, ConnectorError> {
         .backslash_escape(true)
         .build()
         .map_err(|e| ConnectorError::Config(format!("invalid glob {pattern:?} in {field}: {e}")))
+}
+
+/// Validates a configured document kind: lowercase ASCII letters, digits and `-`.
+fn document_kind(kind: &str) -> Result<String, ConnectorError> {
+    let valid = !kind.is_empty()
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(kind.to_owned())
+    } else {
+        Err(ConnectorError::Config(format!(
+            "file-share kind {kind:?} must be lowercase letters a-z, digits and -, such as \"news\""
+        )))
+    }
 }
 
 fn principals(values: &[String], field: &str) -> Result<Vec<String>, ConnectorError> {

@@ -4,11 +4,13 @@
 //! A directory checks passwords and reads users and their groups (nesting expanded). It does not
 //! decide roles or principals — that mapping is configuration applied by the caller — and it
 //! never sees sessions. Implementations: [`demo::DemoDirectory`] (users in a TOML file, for
-//! trying the portal without LDAP), and LDAP / Active Directory later.
+//! trying the portal without LDAP) and [`ldap::LdapDirectory`] (OpenLDAP, Active Directory
+//! and other LDAP servers).
 
 use serde::{Deserialize, Serialize};
 
 pub mod demo;
+pub mod ldap;
 
 pub use demo::{DemoDirectory, DemoDirectoryError};
 
@@ -78,8 +80,14 @@ pub trait Directory: Send + Sync {
     /// exists or is disabled.
     async fn lookup(&self, user_id: &str) -> Result<Option<UserInfo>, AuthError>;
 
-    /// "demo" for the demo directory (the UI shows a banner), "ldap" later.
+    /// "demo" for the demo directory (the UI shows a banner), "ldap" for LDAP directories.
     fn kind(&self) -> &'static str;
+
+    /// For `samle check`: proves the directory answers now (an LDAP service bind), and
+    /// returns human-readable notes. The default has nothing to connect to.
+    async fn check(&self) -> Result<Vec<String>, AuthError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Whether a password is empty or only whitespace (any Unicode whitespace, such as a

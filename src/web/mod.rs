@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod pages;
 pub mod search_view;
 pub mod templates;
+pub mod throttle;
 
 use std::time::{Duration, Instant};
 

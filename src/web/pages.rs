@@ -2,7 +2,9 @@
 //! store, and render a template. They all work without JavaScript.
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::value::Serde;
@@ -128,12 +130,48 @@ pub async fn login_post(
     lang: UiLang,
     session: Session,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&session, &form.csrf).await?;
     let next = form.next.filter(|n| is_local_path(n));
     let username = form.username.trim().to_lowercase();
-    let client = client_of(&headers);
+    let client_ip = client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
+    let client = Some(client_ip.to_string());
+
+    if let Err(t) = state.login_throttle.attempt(&username, Some(client_ip)) {
+        let seconds = t.retry_after.as_secs().max(1);
+        let by = if t.by_client {
+            "client address"
+        } else {
+            "account"
+        };
+        tracing::warn!(user = %username, client = %client_ip, by, seconds, "login throttled");
+        state
+            .store
+            .audit(
+                Some(&username),
+                "login_throttled",
+                &format!("too many attempts for this {by}"),
+                client.as_deref(),
+            )
+            .await?;
+        metrics::counter!("samle_logins_total", "outcome" => "throttled").increment(1);
+        let mut r = login_page(
+            &state,
+            &session,
+            lang,
+            next,
+            Some("login.throttled"),
+            StatusCode::TOO_MANY_REQUESTS,
+            &username,
+        )
+        .await?;
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(r);
+    }
     let fail = |reason: &str| {
         tracing::info!(user = %username, reason, "login refused");
         reason.to_string()
@@ -217,11 +255,25 @@ pub async fn login_post(
     }
 }
 
-fn client_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+/// The visitor's address: the peer, or, when the peer is a trusted reverse proxy, the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy (entries to
+/// its left can be forged by the client).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
 }
 
 #[derive(Deserialize)]
@@ -420,4 +472,48 @@ pub async fn doc_get(
         ..base
     };
     render(&state, "doc.html", ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_only() {
+        for ok in ["/", "/search?q=x", "/doc/a/b"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "",
+            "search",
+        ] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_address_behind_trusted_proxies_only() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 198.51.100.4, 10.0.0.1"),
+        );
+        // Not trusted: the header is ignored.
+        assert_eq!(
+            client_ip("192.0.2.1".parse().unwrap(), &h, &[proxy]),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        // Trusted: the right-most address that is not a proxy; the forgeable left part is ignored.
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+        // Trusted but no header: the proxy itself.
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
 }

@@ -213,10 +213,7 @@ pub fn hit_link(hit: &Hit) -> String {
 }
 
 pub fn doc_path(source: &str, external_id: &str) -> String {
-    let encoded: Vec<String> = external_id
-        .split('/')
-        .map(|seg| percent_encode_segment(seg))
-        .collect();
+    let encoded: Vec<String> = external_id.split('/').map(percent_encode_segment).collect();
     format!(
         "/doc/{}/{}",
         percent_encode_segment(source),

@@ -180,3 +180,4 @@ default_access = ["group:alle-medarbejdere"]
     .unwrap();
     config
 }
+pub mod slapd;

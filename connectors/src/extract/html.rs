@@ -1,10 +1,15 @@
 //! HTML: the title, the main content (readability first, the whole body as a fallback), the
-//! declared language and author.
+//! declared language, author and dates.
+//!
+//! Intranet pages title themselves "Page – Section – Site"; the title is the page's part of
+//! that where it can be told apart (see [`choose_title`]), and a main text that opens with the
+//! title does not repeat it.
 
+use chrono::{DateTime, Utc};
 use dom_smoothie::{Config, Readability, TextMode};
 use scraper::{ElementRef, Html, Node, Selector};
 
-use super::{ExtractError, Extracted, Format, decode_text};
+use super::{ExtractError, Extracted, Format, date, decode_text, one_line, without_leading_title};
 
 /// Readability scores every element; above this many the page is not an article anyway, and
 /// the plain body text is both faster and more complete.
@@ -21,6 +26,16 @@ const MAX_NESTING: usize = 4_096;
 
 /// Elements removed before readability runs (it strips scripts and styles itself).
 const READABILITY_REMOVED: &str = "nav, header, footer, noscript, template";
+
+/// `<meta>` names or properties (compared case-insensitively, `:` and `.` alike) that give the
+/// publication date, best first.
+const CREATED_META: &[&str] = &["article:published_time", "dcterms.created", "date"];
+
+/// `<meta>` names or properties that give the date of the last change, best first.
+const MODIFIED_META: &[&str] = &["article:modified_time", "dcterms.modified"];
+
+/// Separators between the parts of a `<title>` such as "Page – Section – Site".
+const TITLE_SEPARATORS: &[char] = &['|', '-', '–', '—', '·', '•', ':', '»', '›', '>', '/', '\\'];
 
 /// Elements whose text is never content.
 const SKIPPED: &[&str] = &[
@@ -73,9 +88,6 @@ pub(super) fn extract(
     }
     let document = Html::parse_document(&source);
 
-    let title = first_text(&document, "head title")
-        .or_else(|| first_text(&document, "title"))
-        .or_else(|| first_text(&document, "h1"));
     let root = document.root_element();
     let language = root
         .attr("lang")
@@ -83,17 +95,129 @@ pub(super) fn extract(
         .map(str::to_owned);
     let author = meta_author(&document);
     let readable = if tree_depth(&document) <= MAX_READABILITY_DEPTH {
-        readable_text(&source)
+        readable(&source)
     } else {
         None
     };
-    let text = readable.unwrap_or_else(|| body_text(&document));
+    let title = choose_title(
+        first_text(&document, "head title").or_else(|| first_text(&document, "title")),
+        readable.as_ref().and_then(|r| r.title.clone()),
+        &headings(&document),
+    );
+    let created = meta_date(&document, CREATED_META).or_else(|| {
+        readable
+            .as_ref()
+            .and_then(|r| r.published.as_deref())
+            .and_then(date::parse_iso)
+    });
+    let modified = meta_date(&document, MODIFIED_META).or_else(|| {
+        readable
+            .as_ref()
+            .and_then(|r| r.modified.as_deref())
+            .and_then(date::parse_iso)
+    });
+    let text = match readable {
+        Some(Readable {
+            text: Some(text), ..
+        }) => text,
+        _ => body_text(&document),
+    };
+    let text = without_leading_title(&text, title.as_deref());
 
     Ok(Extracted {
         title,
         text,
         language,
         author,
+        created,
+        modified,
+    })
+}
+
+/// The page's title: the part of `<title>` that names the page rather than the section and the
+/// site.
+///
+/// - readability's (dom_smoothie's) title when it differs from the `<title>`: it comes from
+///   `og:title`, `dc:title` or JSON-LD `headline` where the page has them, and otherwise it is
+///   the `<title>` with a trailing site name cut off where its heuristics dare to;
+/// - then the page's only `<h1>`, when the title so far starts with it or contains it as one
+///   of its separated parts ("Bestil software" in "Bestil software – IT-hjælp – Samle
+///   Kommune"): readability keeps short titles whole, and a CMS's "Page | Section" is left
+///   with the section;
+/// - else that title, else the first `<h1>`.
+///
+/// `h1s` holds the page's non-empty `<h1>`s (at least the first two, if there are that many).
+fn choose_title(raw: Option<String>, cleaned: Option<String>, h1s: &[String]) -> Option<String> {
+    let raw = raw.as_deref().and_then(one_line);
+    let cleaned = cleaned
+        .as_deref()
+        .and_then(one_line)
+        .filter(|cleaned| Some(cleaned) != raw.as_ref());
+    let title = cleaned.or(raw);
+    let only_h1 = match h1s {
+        [only] => Some(only),
+        _ => None,
+    };
+    match (title, only_h1) {
+        (Some(title), Some(h1)) if is_title_part(&title, h1) => Some(h1.clone()),
+        (Some(title), _) => Some(title),
+        (None, _) => h1s.first().cloned(),
+    }
+}
+
+/// True when `part` is `title`, or one of its parts between separators such as " – " or " | ".
+fn is_title_part(title: &str, part: &str) -> bool {
+    if part.is_empty() {
+        return false;
+    }
+    let bounded_before = |before: &str| {
+        before.is_empty()
+            || (before.ends_with(char::is_whitespace)
+                && before.trim_end().ends_with(TITLE_SEPARATORS))
+    };
+    let bounded_after = |after: &str| {
+        after.is_empty()
+            || (after.starts_with(char::is_whitespace)
+                && after.trim_start().starts_with(TITLE_SEPARATORS))
+            || after
+                .strip_prefix(TITLE_SEPARATORS)
+                .is_some_and(|rest| rest.starts_with(char::is_whitespace))
+    };
+    title
+        .match_indices(part)
+        .any(|(at, _)| bounded_before(&title[..at]) && bounded_after(&title[at + part.len()..]))
+}
+
+/// The text of the first two non-empty `<h1>`s, normalised: enough to tell the first one and
+/// whether it is the only one.
+fn headings(document: &Html) -> Vec<String> {
+    let Some(h1) = selector("h1") else {
+        return Vec::new();
+    };
+    document
+        .select(&h1)
+        .filter_map(|heading| one_line(&heading.text().collect::<String>()))
+        .take(2)
+        .collect()
+}
+
+/// The first date among `<meta>` elements named (or with the property) `keys`, in the order of
+/// `keys`; a value that cannot be read is skipped.
+fn meta_date(document: &Html, keys: &[&str]) -> Option<DateTime<Utc>> {
+    let metas: Vec<(String, &str)> = document
+        .select(&selector("meta")?)
+        .filter_map(|meta| {
+            let key = meta.attr("property").or_else(|| meta.attr("name"))?;
+            let key = key.trim().to_ascii_lowercase().replace(':', ".");
+            Some((key, meta.attr("content")?))
+        })
+        .collect();
+    keys.iter().find_map(|key| {
+        let key = key.replace(':', ".");
+        metas
+            .iter()
+            .filter(|(name, _)| *name == key)
+            .find_map(|(_, content)| date::parse_iso(content))
     })
 }
 
@@ -149,8 +273,17 @@ fn tree_depth(document: &Html) -> usize {
     deepest
 }
 
-/// The main content as readability (dom_smoothie) sees it, or `None` when it finds nothing.
-fn readable_text(source: &str) -> Option<String> {
+/// What readability (dom_smoothie) makes of a page.
+struct Readable {
+    /// The main content, or `None` when readability found none.
+    text: Option<String>,
+    title: Option<String>,
+    published: Option<String>,
+    modified: Option<String>,
+}
+
+/// Runs readability; `None` when it cannot even start.
+fn readable(source: &str) -> Option<Readable> {
     let config = Config {
         text_mode: TextMode::Formatted,
         max_elements_to_parse: MAX_READABILITY_ELEMENTS,
@@ -160,9 +293,23 @@ fn readable_text(source: &str) -> Option<String> {
     // Readability keeps navigation and page chrome on short pages; they are never content,
     // and the fallback drops them too.
     readability.doc.select(READABILITY_REMOVED).remove();
-    let article = readability.parse().ok()?;
+    let Ok(article) = readability.parse() else {
+        // No main content; the metadata is still worth having.
+        let metadata = readability.get_article_metadata(None);
+        return Some(Readable {
+            text: None,
+            title: Some(metadata.title),
+            published: metadata.published_time,
+            modified: metadata.modified_time,
+        });
+    };
     let text: &str = &article.text_content;
-    (!text.trim().is_empty()).then(|| text.to_owned())
+    Some(Readable {
+        text: (!text.trim().is_empty()).then(|| text.to_owned()),
+        title: Some(article.title),
+        published: article.published_time,
+        modified: article.modified_time,
+    })
 }
 
 /// Every text node of the body except navigation, scripts and styles, with line breaks at
@@ -229,4 +376,87 @@ fn first<'a>(document: &'a Html, css: &str) -> Option<ElementRef<'a>> {
 fn first_text(document: &Html, css: &str) -> Option<String> {
     let text = first(document, css)?.text().collect::<String>();
     (!text.trim().is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_prefer_the_part_that_names_the_page() {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        // (<title>, readability's title, the h1s, expected)
+        type Case = (
+            Option<&'static str>,
+            Option<&'static str>,
+            &'static [&'static str],
+            Option<&'static str>,
+        );
+        let cases: [Case; 12] = [
+            (
+                Some("Bestil software – IT-hjælp – Samle Kommune"),
+                Some("Bestil software – IT-hjælp – Samle Kommune"),
+                &["Bestil software"],
+                Some("Bestil software"),
+            ),
+            (
+                Some("Kantinen åbner | Nyheder | Samle"),
+                Some("Kantinen åbner | Nyheder"),
+                &["Kantinen åbner"],
+                Some("Kantinen åbner"),
+            ),
+            (
+                Some("Nyheder: Kantinen  åbner"),
+                None,
+                &["Kantinen åbner"],
+                Some("Kantinen åbner"),
+            ),
+            (
+                Some("Nyheder – Kantinen åbner – Samle"),
+                None,
+                &["Kantinen åbner"],
+                Some("Kantinen åbner"),
+            ),
+            (
+                Some("Kantinen åbner – Samle"),
+                Some("Sådan åbner kantinen"),
+                &["Kantinen åbner"],
+                Some("Sådan åbner kantinen"),
+            ),
+            (
+                Some("Kantinen åbner – Samle"),
+                Some("Kantinen åbner"),
+                &["Kantinen"],
+                Some("Kantinen åbner"),
+            ),
+            (
+                Some("Samle Kommune"),
+                None,
+                &["Samle"],
+                Some("Samle Kommune"),
+            ),
+            (Some("IT-hjælp"), None, &["IT"], Some("IT-hjælp")),
+            (Some("A – B"), None, &["A", "B"], Some("A – B")),
+            (None, None, &["Første", "Anden"], Some("Første")),
+            (Some("  "), Some(""), &[], None),
+            (
+                None,
+                Some("Fra og:title"),
+                &["Overskrift"],
+                Some("Fra og:title"),
+            ),
+        ];
+        for (raw, cleaned, h1s, expected) in cases {
+            assert_eq!(
+                choose_title(
+                    raw.map(str::to_owned),
+                    cleaned.map(str::to_owned),
+                    &owned(h1s)
+                )
+                .as_deref(),
+                expected,
+                "{raw:?} {cleaned:?} {h1s:?}"
+            );
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! Text extraction shared by all connectors: bytes of a known format in, title, plain text,
-//! language and author out.
+//! language, author and the dates the document declares out.
 //!
 //! Every input is hostile until proven otherwise: sizes are checked before parsing, ZIP-based
 //! formats are checked before inflating, XML entities are never expanded, a panicking PDF
@@ -7,6 +7,7 @@
 //! it on `spawn_blocking`.
 
 mod charset;
+mod date;
 mod html;
 mod markdown;
 mod office;
@@ -14,6 +15,8 @@ mod pdf;
 
 use std::fmt;
 use std::path::Path;
+
+use chrono::{DateTime, Utc};
 
 pub use charset::decode_text;
 
@@ -83,8 +86,8 @@ impl Format {
         })
     }
 
-    /// A short lowercase name, used in messages and as a tag: "html", "markdown", "text",
-    /// "pdf", "docx", "odt".
+    /// A short lowercase name, used in messages: "html", "markdown", "text", "pdf", "docx",
+    /// "odt".
     pub fn name(self) -> &'static str {
         match self {
             Format::Html => "html",
@@ -113,6 +116,16 @@ pub struct Extracted {
     /// The primary language subtag ("da", "en") when the document declares one.
     pub language: Option<String>,
     pub author: Option<String>,
+    /// When the document says it was created or published: Markdown front matter `date:` (or
+    /// `created:`), HTML
+    /// `article:published_time` / `date` / `dcterms.created`, DOCX `dcterms:created`, ODT
+    /// `meta:creation-date`, PDF `CreationDate`. A date the document gives without a zone is
+    /// taken as UTC; one that cannot be read is left out.
+    pub created: Option<DateTime<Utc>>,
+    /// When the document says it was last changed: Markdown front matter `updated:` /
+    /// `modified:` / `lastmod:`, HTML `article:modified_time` / `dcterms.modified`, DOCX
+    /// `dcterms:modified`, ODT `dc:date`, PDF `ModDate`.
+    pub modified: Option<DateTime<Utc>>,
 }
 
 /// Why a document's text could not be extracted.
@@ -140,7 +153,7 @@ impl ExtractError {
     }
 }
 
-/// Extracts title, text, language and author from `bytes` in `format`.
+/// Extracts title, text, language, author and dates from `bytes` in `format`.
 ///
 /// `declared_charset` is the charset a transport declared (for example an HTTP
 /// `Content-Type` header); it only matters for the text formats. Never panics on garbage: a
@@ -182,8 +195,7 @@ fn plain_text(bytes: &[u8], declared_charset: Option<&str>) -> Extracted {
     Extracted {
         title,
         text,
-        language: None,
-        author: None,
+        ..Extracted::default()
     }
 }
 
@@ -196,6 +208,24 @@ fn finish(raw: Extracted, limits: &Limits) -> Extracted {
         text,
         language: raw.language.as_deref().and_then(primary_language),
         author: raw.author.as_deref().and_then(one_line),
+        created: raw.created,
+        modified: raw.modified,
+    }
+}
+
+/// Normalises `text` and drops its first line when that line is exactly `title` (compared
+/// after normalising both), together with the empty line after it: a page that opens with its
+/// own title would otherwise show the title twice in every result.
+pub(crate) fn without_leading_title(text: &str, title: Option<&str>) -> String {
+    let text = normalise_whitespace(text);
+    let Some(title) = title.and_then(one_line) else {
+        return text;
+    };
+    match text.strip_prefix(title.as_str()) {
+        Some(rest) if rest.is_empty() || rest.starts_with('\n') => {
+            rest.trim_start_matches('\n').to_owned()
+        }
+        _ => text,
     }
 }
 
@@ -232,7 +262,7 @@ pub(crate) fn normalise_whitespace(text: &str) -> String {
 
 /// A title or author: one line of normalised whitespace, capped so that a garbage "title" of
 /// megabytes cannot end up in every result list; `None` when empty.
-fn one_line(value: &str) -> Option<String> {
+pub(crate) fn one_line(value: &str) -> Option<String> {
     const MAX_CHARS: usize = 500;
     let mut line = value
         .split(|c: char| c.is_whitespace() || c.is_control())
@@ -273,6 +303,31 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(normalise_whitespace(input), expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_leading_title_line_is_dropped() {
+        let cases = [
+            ("Titel\n\nTekst.", Some("Titel"), "Tekst."),
+            ("  Titel \n Tekst.", Some(" Titel"), "Tekst."),
+            ("Titel", Some("Titel"), ""),
+            (
+                "Titel og mere\nTekst.",
+                Some("Titel"),
+                "Titel og mere\nTekst.",
+            ),
+            ("Titler\nTekst.", Some("Titel"), "Titler\nTekst."),
+            ("Tekst.\nTitel", Some("Titel"), "Tekst.\nTitel"),
+            ("Titel\nTekst.", Some(""), "Titel\nTekst."),
+            ("Titel\nTekst.", None, "Titel\nTekst."),
+        ];
+        for (text, title, expected) in cases {
+            assert_eq!(
+                without_leading_title(text, title),
+                expected,
+                "{text:?} {title:?}"
+            );
         }
     }
 

@@ -16,7 +16,7 @@ use quick_xml::events::Event;
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use super::{ExtractError, Extracted, Format, Limits};
+use super::{ExtractError, Extracted, Format, Limits, date};
 
 /// Where each format keeps its text and metadata, and how its paragraphs are spelled. Names
 /// are matched without their namespace prefix.
@@ -87,6 +87,8 @@ pub(super) fn extract(
         text,
         language: metadata.language,
         author: metadata.author,
+        created: metadata.created.as_deref().and_then(date::parse_iso),
+        modified: metadata.modified.as_deref().and_then(date::parse_iso),
     })
 }
 
@@ -199,9 +201,12 @@ struct Metadata {
     title: Option<String>,
     author: Option<String>,
     language: Option<String>,
+    created: Option<String>,
+    modified: Option<String>,
 }
 
-/// Title, author and language from `docProps/core.xml` (Dublin Core) or ODT's `meta.xml`.
+/// Title, author, language and dates from `docProps/core.xml` (Dublin Core: `dcterms:created`,
+/// `dcterms:modified`) or ODT's `meta.xml` (`meta:creation-date`, `dc:date`).
 fn metadata(xml: &[u8]) -> Result<Metadata, quick_xml::Error> {
     let xml = xml_str(xml);
     let mut reader = Reader::from_str(&xml);
@@ -214,6 +219,8 @@ fn metadata(xml: &[u8]) -> Result<Metadata, quick_xml::Error> {
                     "title" => Some("title"),
                     "creator" | "initial-creator" => Some("author"),
                     "language" => Some("language"),
+                    "created" | "creation-date" => Some("created"),
+                    "modified" | "date" => Some("modified"),
                     _ => None,
                 };
                 current = field.map(|field| (field, String::new()));
@@ -233,6 +240,8 @@ fn metadata(xml: &[u8]) -> Result<Metadata, quick_xml::Error> {
                     let slot = match field {
                         "title" => &mut found.title,
                         "author" => &mut found.author,
+                        "created" => &mut found.created,
+                        "modified" => &mut found.modified,
                         _ => &mut found.language,
                     };
                     // ODT has both dc:creator (last editor) and meta:initial-creator; the

@@ -1,10 +1,11 @@
-//! PDF: text through pdf-extract, title and author from the Info dictionary.
+//! PDF: text through pdf-extract; title, author and dates (`CreationDate`, `ModDate`) from the
+//! Info dictionary.
 
 use std::panic::{self, AssertUnwindSafe};
 
 use pdf_extract::{Document, Object, PlainTextOutput, decode_text_string};
 
-use super::{ExtractError, Extracted, Format};
+use super::{ExtractError, Extracted, Format, date};
 
 pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     // pdf-extract and lopdf panic on some malformed files (index out of range, unwraps on
@@ -38,6 +39,8 @@ fn extract_unguarded(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     }
     let title = info_text(&document, b"Title");
     let author = info_text(&document, b"Author");
+    let created = info_text(&document, b"CreationDate").and_then(|d| date::parse_pdf(&d));
+    let modified = info_text(&document, b"ModDate").and_then(|d| date::parse_pdf(&d));
 
     let mut text = String::new();
     let mut output = PlainTextOutput::new(&mut text);
@@ -49,6 +52,8 @@ fn extract_unguarded(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         text,
         language: None,
         author,
+        created,
+        modified,
     })
 }
 

@@ -4,6 +4,7 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use samle_connectors::extract::{ExtractError, Extracted, Format, Limits, decode_text, extract};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -24,6 +25,17 @@ struct Expect {
     absent: &'static [&'static str],
     language: Option<&'static str>,
     author: Option<&'static str>,
+    /// RFC 3339, as the document declares it.
+    created: Option<&'static str>,
+    modified: Option<&'static str>,
+}
+
+fn utc(rfc3339: Option<&str>) -> Option<DateTime<Utc>> {
+    rfc3339.map(|text| {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    })
 }
 
 #[test]
@@ -31,6 +43,8 @@ fn every_format_extracts_title_and_text() {
     let html = r#"<!DOCTYPE html>
 <html lang="da-DK"><head><meta charset="utf-8"><title>Ferie &amp; fravær</title>
 <meta name="Author" content="Mette Hansen"><style>.x{color:red}</style>
+<meta property="article:published_time" content="2026-10-14T09:30:00+02:00">
+<meta name="dcterms.modified" content="2026-10-15">
 <script>var hemmelig = "script-tekst";</script></head>
 <body><nav><a href="/">Forside</a> <a href="/nyt">Menu-punkt</a></nav>
 <header>Sidehoved-tekst</header>
@@ -43,7 +57,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
 &aelig;ndringer i reglerne for &oslash;vrige fraværsårsager &#229;rsag.</p></article>
 <footer>Sidefod-tekst</footer></body></html>"#;
 
-    let markdown = "---\ntitle: \"Rejseregler\"\nauthor: Jens Jensen\nlang: da\n---\n\
+    let markdown = "---\ntitle: \"Rejseregler\"\nauthor: Jens Jensen\nlang: da\ndate: 2026-10-14 09:30\n\
+updated: \"2026-11-01T08:00:00Z\"\n---\n\
 # Overskrift\n\nDette er **fed** og *kursiv* tekst med [et link](https://example.com) og `kode`.\n\n\
 - punkt et\n- punkt to\n\n<div>rå html</div>\n\n| kolonne | værdi |\n|---|---|\n| a | b |\n";
 
@@ -57,6 +72,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["\u{fffd}"],
             language: None,
             author: Some("Mette Hansen"),
+            created: Some("2024-01-02T02:04:05Z"),
+            modified: Some("2024-03-15T12:00:00Z"),
         },
         Expect {
             name: "docx fixture",
@@ -71,6 +88,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["<", "w:t", "11906"],
             language: Some("da"),
             author: Some("Mette Hansen"),
+            created: Some("2024-01-02T03:04:05Z"),
+            modified: Some("2024-03-15T12:00:00Z"),
         },
         Expect {
             name: "odt fixture",
@@ -85,6 +104,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["<", "text:p", "opendocument"],
             language: Some("da"),
             author: Some("Mette Hansen"),
+            created: Some("2024-01-02T03:04:05.123456789Z"),
+            modified: Some("2024-03-15T12:00:00.5Z"),
         },
         Expect {
             name: "html article",
@@ -95,6 +116,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["script-tekst", "color:red", "Menu-punkt", "<p>", "&aelig;"],
             language: Some("da"),
             author: Some("Mette Hansen"),
+            created: Some("2026-10-14T07:30:00Z"),
+            modified: Some("2026-10-15T00:00:00Z"),
         },
         Expect {
             name: "html without title falls back to h1, nav and footer dropped",
@@ -107,6 +130,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["Menu", "Fod"],
             language: None,
             author: None,
+            created: None,
+            modified: None,
         },
         Expect {
             name: "markdown with front matter",
@@ -122,6 +147,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["**", "](", "# ", "<div>", "rå html", "---", "title:"],
             language: Some("da"),
             author: Some("Jens Jensen"),
+            created: Some("2026-10-14T09:30:00Z"),
+            modified: Some("2026-11-01T08:00:00Z"),
         },
         Expect {
             name: "markdown title from first heading",
@@ -134,6 +161,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &["_", "##"],
             language: None,
             author: None,
+            created: None,
+            modified: None,
         },
         Expect {
             name: "text with a short first line",
@@ -146,6 +175,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &[],
             language: None,
             author: None,
+            created: None,
+            modified: None,
         },
         Expect {
             name: "text with a long first line has no title",
@@ -156,6 +187,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             absent: &[],
             language: None,
             author: None,
+            created: None,
+            modified: None,
         },
     ];
 
@@ -185,6 +218,8 @@ fridag med løn, og du kan læse mere i personalehåndbogen om omsorgsdage, seni
             case.name
         );
         assert_eq!(got.author.as_deref(), case.author, "{}: author", case.name);
+        assert_eq!(got.created, utc(case.created), "{}: created", case.name);
+        assert_eq!(got.modified, utc(case.modified), "{}: modified", case.name);
     }
 }
 
@@ -574,4 +609,393 @@ fn limits_are_enforced() {
     };
     let got = extract("æøåæøåæøå".as_bytes(), Format::Text, &short, None).unwrap();
     assert_eq!(got.text, "æøåæø");
+}
+
+/// An intranet page: a page title, section and site in `<title>`, navigation, a header and a
+/// footer around the article.
+fn intranet_page(title: &str, head: &str, article: &str) -> Vec<u8> {
+    format!(
+        r#"<!DOCTYPE html><html lang="da"><head><meta charset="utf-8"><title>{title}</title>{head}</head>
+<body><header class="topbar"><a href="/">Samle Kommune</a> · <span>IT-hjælp</span></header>
+<nav><ul><li><a href="a.html">Nulstil adgangskode</a></li><li><a href="b.html">VPN hjemmefra</a></li></ul></nav>
+<main><article>{article}</article></main><footer>Samle Kommune · Rådhuspladsen 1</footer></body></html>"#
+    )
+    .into_bytes()
+}
+
+const SOFTWARE_TEXT: &str = "<p>Du kan ikke selv installere programmer på din arbejdscomputer. Det \
+beskytter computeren mod virus og sikrer, at kommunen overholder licensreglerne. Men der er en \
+stor samling programmer, som du kan installere med et enkelt klik fra Firmaportalen.</p>\
+<p>Finder du ikke programmet i Firmaportalen, bestiller du det i selvbetjeningen. Din leder \
+godkender bestillingen, og IT installerer programmet inden for fem arbejdsdage.</p>";
+
+#[test]
+fn html_titles_name_the_page_and_are_not_repeated_in_the_text() {
+    // (case, page, title, how the text starts). Readability itself sometimes drops an h1 that
+    // resembles the title; where that is all that would decide the start, it is not checked.
+    let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
+        (
+            "page – section – site, the h1 names the page",
+            intranet_page(
+                "Bestil software – IT-hjælp – Samle Kommune",
+                "",
+                &format!("<h1>Bestil software</h1>{SOFTWARE_TEXT}"),
+            ),
+            "Bestil software",
+            Some("Du kan ikke selv installere"),
+        ),
+        (
+            "a long page name with | separators",
+            intranet_page(
+                "Ny politik for hjemmearbejde gælder fra 1. marts | Nyheder | Samle Kommune",
+                "",
+                &format!(
+                    "<h1>Ny politik for hjemmearbejde gælder fra 1. marts</h1>{SOFTWARE_TEXT}"
+                ),
+            ),
+            "Ny politik for hjemmearbejde gælder fra 1. marts",
+            Some("Du kan ikke selv installere"),
+        ),
+        (
+            "og:title names the page",
+            intranet_page(
+                "Software – IT-hjælp – Samle Kommune",
+                r#"<meta property="og:title" content="Sådan bestiller du software">"#,
+                &format!("<h1>Bestil programmer</h1>{SOFTWARE_TEXT}"),
+            ),
+            "Sådan bestiller du software",
+            Some("Bestil programmer\n\nDu kan ikke selv installere"),
+        ),
+        (
+            "the h1 is only a word of the title",
+            intranet_page(
+                "Samle Kommune",
+                "",
+                &format!("<h1>Samle</h1>{SOFTWARE_TEXT}"),
+            ),
+            "Samle Kommune",
+            None,
+        ),
+        (
+            "the h1 is only part of a hyphenated word",
+            intranet_page("IT-hjælp", "", &format!("<h1>IT</h1>{SOFTWARE_TEXT}")),
+            "IT-hjælp",
+            None,
+        ),
+        (
+            "two h1s: no telling which names the page",
+            intranet_page(
+                "Software – IT-hjælp – Samle Kommune",
+                "",
+                &format!("<h1>Software</h1>{SOFTWARE_TEXT}<h1>Licenser</h1><p>Om licenser.</p>"),
+            ),
+            "Software – IT-hjælp – Samle Kommune",
+            None,
+        ),
+        (
+            "the title starts a sentence: not a repetition",
+            intranet_page(
+                "Velkommen",
+                "",
+                "<p>Velkommen til Samle Kommunes intranet.</p>",
+            ),
+            "Velkommen",
+            Some("Velkommen til Samle Kommunes intranet."),
+        ),
+        (
+            "no <title>: the h1, not repeated",
+            b"<html><body><h1>Kun en overskrift</h1><p>Kort.</p></body></html>".to_vec(),
+            "Kun en overskrift",
+            Some("Kort."),
+        ),
+    ];
+    for (name, page, title, start) in cases {
+        let got = extract_default(&page, Format::Html);
+        assert_eq!(got.title.as_deref(), Some(title), "{name}: title");
+        let start = start.unwrap_or_default();
+        assert!(
+            got.text.starts_with(start),
+            "{name}: text should start with {start:?}: {:?}",
+            got.text
+        );
+        for chrome in ["Nulstil adgangskode", "Rådhuspladsen"] {
+            assert!(
+                !got.text.contains(chrome),
+                "{name}: {chrome:?} in {:?}",
+                got.text
+            );
+        }
+    }
+}
+
+#[test]
+fn markdown_titles_are_not_repeated_and_front_matter_never_shows() {
+    // (case, source, title, text)
+    let cases = [
+        (
+            "heading as title",
+            "# Titel\n\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "setext heading",
+            "Titel\n=====\n\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "markup before the heading",
+            "<!-- kladde -->\n# Titel\n\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "an empty heading does not count",
+            "#\n\n# Titel\n\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "later headings stay",
+            "# Titel\n\n## Afsnit\n\nTekst.\n",
+            Some("Titel"),
+            "Afsnit\n\nTekst.",
+        ),
+        (
+            "a heading after text is the title but stays in the text",
+            "Indledning.\n\n# Titel\n\nTekst.\n",
+            Some("Titel"),
+            "Indledning.\n\nTitel\n\nTekst.",
+        ),
+        (
+            "front matter title repeated by the heading",
+            "---\ntitle: Titel\n---\n# Titel\n\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "front matter title and a different heading",
+            "---\ntitle: Titel\n---\n# Andet\n\nTekst.\n",
+            Some("Titel"),
+            "Andet\n\nTekst.",
+        ),
+        (
+            "front matter with an empty line",
+            "---\ntitle: Titel\n\ntags: [a, b]\n---\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "front matter closed with ...",
+            "---\ntitle: Titel\n...\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "toml front matter",
+            "+++\ntitle = \"Titel\"\ndraft = false\n+++\nTekst.\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "front matter with windows line ends",
+            "---\r\ntitle: Titel\r\n---\r\n# Titel\r\n\r\nTekst.\r\n",
+            Some("Titel"),
+            "Tekst.",
+        ),
+        (
+            "a thematic break is not front matter",
+            "---\n\nTekst.\n",
+            None,
+            "Tekst.",
+        ),
+    ];
+    for (name, source, title, text) in cases {
+        let got = extract_default(source.as_bytes(), Format::Markdown);
+        assert_eq!(got.title.as_deref(), title, "{name}: title");
+        assert_eq!(got.text, text, "{name}: text");
+    }
+}
+
+#[test]
+fn declared_dates_are_read_and_bad_ones_ignored() {
+    // (case, format, document, created, modified)
+    let cases = [
+        (
+            "front matter date",
+            Format::Markdown,
+            "---\ndate: 2026-10-14\n---\nTekst.",
+            Some("2026-10-14T00:00:00Z"),
+            None,
+        ),
+        (
+            "front matter date and time, no zone: utc",
+            Format::Markdown,
+            "---\ndate: 2026-10-14 09:30\n---\nTekst.",
+            Some("2026-10-14T09:30:00Z"),
+            None,
+        ),
+        (
+            "front matter rfc 3339",
+            Format::Markdown,
+            "---\ndate: 2026-10-14T09:30:00+02:00\nmodified: '2026-10-20T12:00:00Z'\n---\nTekst.",
+            Some("2026-10-14T07:30:00Z"),
+            Some("2026-10-20T12:00:00Z"),
+        ),
+        (
+            "front matter rfc 3339 quoted, no zone",
+            Format::Markdown,
+            "---\ndate: \"2026-10-14T09:30:00\"\nupdated: 2026-10-15\n---\nTekst.",
+            Some("2026-10-14T09:30:00Z"),
+            Some("2026-10-15T00:00:00Z"),
+        ),
+        (
+            "an unreadable updated: falls through to lastmod:",
+            Format::Markdown,
+            "---\ndate: 2026-10-14\nupdated: snart\nlastmod: 2026-10-21\n---\nTekst.",
+            Some("2026-10-14T00:00:00Z"),
+            Some("2026-10-21T00:00:00Z"),
+        ),
+        (
+            "unreadable front matter date",
+            Format::Markdown,
+            "---\ntitle: Titel\ndate: i går\n---\nTekst.",
+            None,
+            None,
+        ),
+        (
+            "a nested date is not the document's",
+            Format::Markdown,
+            "---\nevent:\n  date: 2026-12-24\n---\nTekst.",
+            None,
+            None,
+        ),
+        (
+            "toml front matter date",
+            Format::Markdown,
+            "+++\ndate = 2026-10-14T09:30:00Z\n+++\nTekst.",
+            Some("2026-10-14T09:30:00Z"),
+            None,
+        ),
+        (
+            "html meta date",
+            Format::Html,
+            r#"<html><head><meta name="date" content="2026-10-14"></head><body><p>Tekst.</p></body></html>"#,
+            Some("2026-10-14T00:00:00Z"),
+            None,
+        ),
+        (
+            "html dublin core, any case",
+            Format::Html,
+            r#"<html><head><meta name="DCTERMS.created" content="2026-10-14T09:30:00Z">
+<meta name="dcterms.modified" content="2026-10-16 10:00"></head><body><p>Tekst.</p></body></html>"#,
+            Some("2026-10-14T09:30:00Z"),
+            Some("2026-10-16T10:00:00Z"),
+        ),
+        (
+            "html open graph article times win over date",
+            Format::Html,
+            r#"<html><head><meta name="date" content="2020-01-01">
+<meta property="article:published_time" content="2026-10-14T09:30:00+02:00">
+<meta property="article:modified_time" content="2026-10-15T09:30:00+02:00"></head>
+<body><p>Tekst.</p></body></html>"#,
+            Some("2026-10-14T07:30:00Z"),
+            Some("2026-10-15T07:30:00Z"),
+        ),
+        (
+            "an unreadable html date falls through to the next",
+            Format::Html,
+            r#"<html><head><meta property="article:published_time" content="sidste uge">
+<meta name="date" content="2026-10-14"></head><body><p>Tekst.</p></body></html>"#,
+            Some("2026-10-14T00:00:00Z"),
+            None,
+        ),
+        (
+            "html json-ld dates, through readability",
+            Format::Html,
+            r#"<html><head><title>Nyhed</title><script type="application/ld+json">
+{"@context":"https://schema.org","@type":"NewsArticle","headline":"Nyhed",
+"datePublished":"2026-10-14T09:30:00+02:00","dateModified":"2026-10-15T08:00:00Z"}</script></head>
+<body><article><p>Kantinen åbner igen efter ombygningen, og der er nye retter på menuen hver dag.
+Medarbejdere kan bestille frokost til møder gennem selvbetjeningen senest dagen før.</p></article>
+</body></html>"#,
+            Some("2026-10-14T07:30:00Z"),
+            Some("2026-10-15T08:00:00Z"),
+        ),
+        (
+            "html <time> is not the document's date",
+            Format::Html,
+            r#"<html><body><p>Mødet er <time datetime="2026-12-24">juleaften</time>.</p></body></html>"#,
+            None,
+            None,
+        ),
+        (
+            "plain text declares nothing",
+            Format::Text,
+            "date: 2026-10-14\nTekst.",
+            None,
+            None,
+        ),
+        (
+            "no front matter, no date",
+            Format::Markdown,
+            "date: 2026-10-14\n\nTekst.",
+            None,
+            None,
+        ),
+    ];
+    for (name, format, document, created, modified) in cases {
+        let got = extract_default(document.as_bytes(), format);
+        assert!(
+            got.text.contains("Tekst")
+                || got.text.contains("Kantinen")
+                || got.text.contains("Mødet"),
+            "{name}: {:?}",
+            got.text
+        );
+        assert_eq!(got.created, utc(created), "{name}: created");
+        assert_eq!(got.modified, utc(modified), "{name}: modified");
+    }
+
+    // PDF dates, in a copy of the fixture with other Info dates. The date strings keep their
+    // length, so the cross-reference offsets stay right.
+    let pdf = fixture("personalehaandbog.pdf");
+    let cases = [
+        (
+            b"D:20240102030405+01'00'".as_slice(),
+            b"D:20240315120000Z".as_slice(),
+            Some("2024-01-02T02:04:05Z"),
+            Some("2024-03-15T12:00:00Z"),
+        ),
+        (
+            b"D:20261014093000-02'30'",
+            b"D:20261014093000 ",
+            Some("2026-10-14T12:00:00Z"),
+            Some("2026-10-14T09:30:00Z"),
+        ),
+        (b"D:2026xx14093000+01'00'", b"D:20261314093000Z", None, None),
+    ];
+    for (creation, modification, created, modified) in cases {
+        let patched = replace_bytes(&pdf, b"D:20240102030405+01'00'", creation);
+        let patched = replace_bytes(&patched, b"D:20240315120000Z", modification);
+        let got = extract_default(&patched, Format::Pdf);
+        assert_eq!(
+            got.title.as_deref(),
+            Some("Personalehåndbog"),
+            "pdf still read"
+        );
+        assert_eq!(got.created, utc(created), "pdf {creation:?}");
+        assert_eq!(got.modified, utc(modified), "pdf {modification:?}");
+    }
+}
+
+/// `haystack` with its one occurrence of `needle` replaced by `replacement` of the same length.
+fn replace_bytes(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u8> {
+    assert_eq!(needle.len(), replacement.len());
+    let at = haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .unwrap();
+    [&haystack[..at], replacement, &haystack[at + needle.len()..]].concat()
 }

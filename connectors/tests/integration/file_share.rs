@@ -5,11 +5,18 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::{Duration, SystemTime};
 
+use chrono::{DateTime, Utc};
 use samle_connectors::{Change, ConnectorError};
 
 use crate::common::{
     Share, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run, upserts,
 };
+
+fn utc(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
 
 fn assert_complete(changes: &[Change]) {
     assert_eq!(
@@ -71,18 +78,17 @@ async fn walks_every_supported_format_into_documents() {
     assert_eq!(pdf.kind, "file");
     assert_eq!(pdf.title, "Personalehåndbog");
     assert!(pdf.body.contains("æøå ÆØÅ"), "{:?}", pdf.body);
-    assert_eq!(pdf.tags, ["HR", "pdf"]);
+    // Tags are topics: the top-level folder, never the format.
+    assert_eq!(pdf.tags, ["HR"]);
     assert_eq!(pdf.acl, ["authenticated"]);
     assert_eq!(pdf.author.as_deref(), Some("Mette Hansen"));
     assert_eq!(
         pdf.url.as_deref(),
         Some("https://intra.example/filer/HR/Ferie_og-frav%C3%A6r.pdf")
     );
-    let mtime = fs::metadata(share.root().join("HR/Ferie_og-fravær.pdf"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(pdf.updated, Some(mtime.into()));
+    // The dates the PDF declares, not the file's.
+    assert_eq!(pdf.created, Some(utc("2024-01-02T02:04:05Z")));
+    assert_eq!(pdf.updated, Some(utc("2024-03-15T12:00:00Z")));
     let fingerprint = pdf.fingerprint.as_deref().unwrap();
     let size = fixture("personalehaandbog.pdf").len();
     assert!(
@@ -91,17 +97,125 @@ async fn walks_every_supported_format_into_documents() {
     );
     assert_eq!(fingerprint.split(':').count(), 4, "{fingerprint}");
 
-    assert_eq!(docs["HR/håndbog.docx"].tags, ["HR", "docx"]);
+    assert_eq!(docs["HR/håndbog.docx"].tags, ["HR"]);
+    assert_eq!(
+        docs["HR/håndbog.docx"].created,
+        Some(utc("2024-01-02T03:04:05Z"))
+    );
     assert_eq!(docs["HR/håndbog.docx"].language.as_deref(), Some("da"));
-    assert_eq!(docs["Ledelse/strategi.odt"].tags, ["Ledelse", "odt"]);
+    assert_eq!(docs["Ledelse/strategi.odt"].tags, ["Ledelse"]);
     assert_eq!(docs["index.html"].title, "Welcome");
     assert_eq!(docs["index.html"].language.as_deref(), Some("en"));
-    assert_eq!(docs["index.html"].tags, ["html"]);
+    assert!(docs["index.html"].tags.is_empty());
     assert_eq!(docs["README.md"].title, "Om drevet");
-    assert_eq!(docs["README.md"].tags, ["markdown"]);
+    assert_eq!(docs["README.md"].body, "Fælles filer.");
+    assert!(docs["README.md"].tags.is_empty());
     // A long first line is no title: the file name stands in, separators as spaces.
     assert_eq!(docs["møde_referat-2024.txt"].title, "møde referat 2024");
-    assert_eq!(docs["møde_referat-2024.txt"].tags, ["text"]);
+    assert!(docs["møde_referat-2024.txt"].tags.is_empty());
+    // Files that declare no dates get the file's modification time for both.
+    let mtime = fs::metadata(share.root().join("møde_referat-2024.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let text = &docs["møde_referat-2024.txt"];
+    assert_eq!(
+        (text.created, text.updated),
+        (Some(mtime.into()), Some(mtime.into()))
+    );
+}
+
+#[tokio::test]
+async fn news_items_sort_by_the_date_they_declare() {
+    let share = Share::new();
+    let dated = share.write(
+        "2026/2026-10-14-energi.md",
+        "---\ntitle: Vi sparer på energien\ndate: 2026-10-14\n---\n\nTekst om energi.\n",
+    );
+    share.write(
+        "2026/2026-10-20-kantine.md",
+        "---\ntitle: Kantinen\ndate: 2026-10-20 09:30\nupdated: 2026-10-22T12:00:00+02:00\n---\nTekst.\n",
+    );
+    share.write(
+        "2026/udateret.md",
+        "---\ntitle: Uden dato\ndate: i sidste uge\n---\nTekst.\n",
+    );
+    share.write(
+        "forside.html",
+        "<html><head><title>Forside</title><meta name=\"date\" content=\"2026-09-01\"></head>\
+<body><p>Velkommen.</p></body></html>",
+    );
+    // The file itself is much newer than the date it declares.
+    fs::File::options()
+        .write(true)
+        .open(&dated)
+        .unwrap()
+        .set_modified(SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+
+    let connector = share.connector("kind = \"news\"\ndefault_access = [\"authenticated\"]");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let docs = upserts(&changes);
+    let file_time = |id: &str| -> DateTime<Utc> {
+        fs::metadata(share.root().join(id))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .into()
+    };
+    // (file, created, updated)
+    let cases = [
+        (
+            "2026/2026-10-14-energi.md",
+            utc("2026-10-14T00:00:00Z"),
+            utc("2026-10-14T00:00:00Z"),
+        ),
+        (
+            "2026/2026-10-20-kantine.md",
+            utc("2026-10-20T09:30:00Z"),
+            utc("2026-10-22T10:00:00Z"),
+        ),
+        (
+            "2026/udateret.md",
+            file_time("2026/udateret.md"),
+            file_time("2026/udateret.md"),
+        ),
+        (
+            "forside.html",
+            utc("2026-09-01T00:00:00Z"),
+            utc("2026-09-01T00:00:00Z"),
+        ),
+    ];
+    for (id, created, updated) in cases {
+        let doc = &docs[id];
+        assert_eq!(doc.kind, "news", "{id}");
+        assert_eq!(doc.created, Some(created), "{id}: created");
+        assert_eq!(doc.updated, Some(updated), "{id}: updated");
+    }
+    assert_eq!(docs["2026/udateret.md"].title, "Uden dato");
+    assert_eq!(docs["2026/2026-10-14-energi.md"].body, "Tekst om energi.");
+    assert_eq!(docs["2026/2026-10-14-energi.md"].tags, ["2026"]);
+}
+
+#[tokio::test]
+async fn a_changed_kind_resends_unchanged_files() {
+    let share = Share::new();
+    share.write("a.txt", "a");
+    let files = share.connector("");
+    let (result, first) = run(files.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_eq!(upserts(&first)["a.txt"].kind, "file");
+
+    let news = share.connector("kind = \"news\"");
+    let (result, second) = run(news.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&second, is_upsert), ["a.txt"]);
+    assert_eq!(upserts(&second)["a.txt"].kind, "news");
+
+    let (result, third) = run(news.as_ref(), fingerprints(&second)).await;
+    result.unwrap();
+    assert_eq!(ids(&third, is_unchanged), ["a.txt"]);
 }
 
 #[tokio::test]
@@ -322,7 +436,7 @@ async fn symlinks_inside_the_root_are_followed() {
     );
     let docs = upserts(&changes);
     assert_eq!(docs["Genveje/regler.txt"].body, "Regler for ferie");
-    assert_eq!(docs["Genveje/regler.txt"].tags, ["Genveje", "text"]);
+    assert_eq!(docs["Genveje/regler.txt"].tags, ["Genveje"]);
 }
 
 #[tokio::test]

@@ -58,6 +58,31 @@ fn configuration_mistakes_are_named() {
             "[file-share]\nroot = \"\"",
             "invalid configuration: file-share root must not be empty",
         ),
+        (
+            "file-share",
+            "[file-share]\nroot = \"/srv\"\nkind = \"News\"",
+            "invalid configuration: file-share kind \"News\" must be lowercase letters a-z, digits and -",
+        ),
+        (
+            "file-share",
+            "[file-share]\nroot = \"/srv\"\nkind = \"\"",
+            "invalid configuration: file-share kind \"\" must be",
+        ),
+        (
+            "file-share",
+            "[file-share]\nroot = \"/srv\"\nkind = \"ny hed\"",
+            "invalid configuration: file-share kind \"ny hed\" must be",
+        ),
+        (
+            "file-share",
+            "[file-share]\nroot = \"/srv\"\nkind = \"nyhed_er\"",
+            "invalid configuration: file-share kind \"nyhed_er\" must be",
+        ),
+        (
+            "file-share",
+            "[file-share]\nroot = \"/srv\"\nkind = \"nyhéd\"",
+            "invalid configuration: file-share kind \"nyhéd\" must be",
+        ),
     ];
     for (kind, toml_text, expected) in cases {
         let message = build_error(kind, toml_text);
@@ -85,6 +110,18 @@ fn unknown_keys_are_refused_with_their_name() {
     for (toml_text, key) in cases {
         let err = toml::from_str::<ConnectorParams>(toml_text).unwrap_err();
         assert!(err.to_string().contains(key), "{err}");
+    }
+}
+
+#[test]
+fn valid_kinds_are_accepted() {
+    for kind in ["news", "it-guide", "v2", "a"] {
+        let params: ConnectorParams =
+            toml::from_str(&format!("[file-share]\nroot = \"/srv\"\nkind = \"{kind}\"")).unwrap();
+        assert!(
+            build("file-share", &params, Path::new("/")).is_ok(),
+            "{kind}"
+        );
     }
 }
 

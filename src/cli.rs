@@ -48,8 +48,25 @@ pub enum Command {
         #[command(subcommand)]
         command: IndexCommand,
     },
+    /// Search as a given user sees it (for administrators checking access).
+    Search(SearchArgs),
     /// Measure indexing and search on a generated corpus, against raw tantivy.
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// What to search for (empty lists the newest documents).
+    pub query: String,
+    /// The user whose permissions apply, looked up in the directory.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: String,
+    /// Only this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// How many hits to show (at most 50).
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +165,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             init_logging("warn");
             check(config, args.user.as_deref()).await
+        }
+        Command::Search(args) => {
+            let config = load_config(&cli, None)?;
+            init_logging("warn");
+            search_as(&config, args).await
         }
         Command::Bench(args) => {
             init_logging("warn");
@@ -483,6 +505,72 @@ async fn check(config: Config, user: Option<&str>) -> anyhow::Result<i32> {
         println!("Everything looks fine.");
         Ok(0)
     }
+}
+
+async fn search_as(config: &Config, args: &SearchArgs) -> anyhow::Result<i32> {
+    let dir = app::open_directory(config)?;
+    let Some(info) = dir.lookup(&args.as_user).await? else {
+        bail!(
+            "user `{}` was not found in the directory, or is disabled",
+            args.as_user
+        );
+    };
+    let Some(user) = crate::auth::SessionUser::from_directory(&info, &config.auth, 0) else {
+        bail!(
+            "user `{}` may not log in (not in auth.employee_groups)",
+            args.as_user
+        );
+    };
+    let path = config.index_path();
+    if !path.join("meta.json").exists() {
+        bail!(
+            "there is no index at {} yet: run `samle sync` first",
+            path.display()
+        );
+    }
+    let index = samle_index::SearchIndex::open(&path)?;
+    let mut filters = Vec::new();
+    if let Some(s) = &args.source {
+        filters.push(samle_index::FacetFilter::Source(s.clone()));
+    }
+    let req = samle_index::SearchRequest {
+        query: args.query.clone(),
+        filters,
+        limit: args.limit.clamp(1, 50),
+        sort: if args.query.trim().is_empty() {
+            samle_index::SortOrder::Newest
+        } else {
+            samle_index::SortOrder::Relevance
+        },
+        ..Default::default()
+    };
+    let principals = user.principals();
+    let results = tokio::task::spawn_blocking(move || index.search(&principals, &req)).await??;
+    println!(
+        "{} result(s) for {} ({}), with principals: {}",
+        results.total,
+        user.id,
+        user.display_name,
+        user.principals.join(", ")
+    );
+    for (i, h) in results.hits.iter().enumerate() {
+        let date = h
+            .updated
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        println!("{:>3}. {}  [{} · {}]", i + 1, h.title, h.source, date);
+        println!("     {}", crate::web::search_view::hit_link(h));
+    }
+    if !results.facets.source.is_empty() {
+        let per: Vec<String> = results
+            .facets
+            .source
+            .iter()
+            .map(|f| format!("{} {}", f.value, f.count))
+            .collect();
+        println!("by source: {}", per.join(", "));
+    }
+    Ok(0)
 }
 
 /// Looks a user up as a login would, and shows what the portal makes of them.

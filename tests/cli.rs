@@ -342,3 +342,23 @@ fn unreadable_files_are_reported_with_their_name_and_skipped() {
     assert!(t.contains("mappe-0/ødelagt.pdf: "), "{t}");
     assert_eq!(stats_documents(&config, &data), 5);
 }
+
+#[test]
+fn search_as_a_user_shows_what_that_user_may_see() {
+    let data = tempfile::tempdir().unwrap();
+    let c = s(&demo_config()).to_string();
+    let d = s(data.path()).to_string();
+    assert!(samle(&["--config", &c, "--data-dir", &d, "sync"]).status.success());
+    let count = |user: &str| {
+        let out = samle(&["--config", &c, "--data-dir", &d, "search", "sygefravær", "--as", user]);
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains(&format!("user:{user}")), "{t}");
+        t.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+    };
+    let (mette, lars) = (count("mette"), count("lars"));
+    assert!(lars > mette && mette > 0, "mette {mette}, lars {lars}");
+    let out = samle(&["--config", &c, "--data-dir", &d, "search", "x", "--as", "peter"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not found in the directory, or is disabled"), "{}", text(&out));
+}

@@ -348,9 +348,22 @@ fn search_as_a_user_shows_what_that_user_may_see() {
     let data = tempfile::tempdir().unwrap();
     let c = s(&demo_config()).to_string();
     let d = s(data.path()).to_string();
-    assert!(samle(&["--config", &c, "--data-dir", &d, "sync"]).status.success());
+    assert!(
+        samle(&["--config", &c, "--data-dir", &d, "sync"])
+            .status
+            .success()
+    );
     let count = |user: &str| {
-        let out = samle(&["--config", &c, "--data-dir", &d, "search", "sygefravær", "--as", user]);
+        let out = samle(&[
+            "--config",
+            &c,
+            "--data-dir",
+            &d,
+            "search",
+            "sygefravær",
+            "--as",
+            user,
+        ]);
         let t = text(&out);
         assert!(out.status.success(), "{t}");
         assert!(t.contains(&format!("user:{user}")), "{t}");
@@ -358,7 +371,20 @@ fn search_as_a_user_shows_what_that_user_may_see() {
     };
     let (mette, lars) = (count("mette"), count("lars"));
     assert!(lars > mette && mette > 0, "mette {mette}, lars {lars}");
-    let out = samle(&["--config", &c, "--data-dir", &d, "search", "x", "--as", "peter"]);
+    let out = samle(&[
+        "--config",
+        &c,
+        "--data-dir",
+        &d,
+        "search",
+        "x",
+        "--as",
+        "peter",
+    ]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("not found in the directory, or is disabled"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not found in the directory, or is disabled"),
+        "{}",
+        text(&out)
+    );
 }

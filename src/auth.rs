@@ -212,6 +212,25 @@ where
     }
 }
 
+/// The logged-in user if `has_role` says yes; 403 otherwise (after the login check, so an
+/// anonymous visitor is still sent to the login page).
+async fn user_with_role<S>(
+    parts: &mut Parts,
+    state: &S,
+    has_role: fn(&SessionUser) -> bool,
+) -> Result<SessionUser, AppError>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+    if has_role(&user) {
+        Ok(user)
+    } else {
+        Err(AppError::new(ErrorCode::Forbidden))
+    }
+}
+
 impl<S> FromRequestParts<S> for Publisher
 where
     S: Send + Sync,
@@ -220,12 +239,9 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if user.publisher {
-            Ok(Publisher(user))
-        } else {
-            Err(AppError::new(ErrorCode::Forbidden))
-        }
+        user_with_role(parts, state, |u| u.publisher)
+            .await
+            .map(Publisher)
     }
 }
 
@@ -237,12 +253,7 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if user.admin {
-            Ok(Admin(user))
-        } else {
-            Err(AppError::new(ErrorCode::Forbidden))
-        }
+        user_with_role(parts, state, |u| u.admin).await.map(Admin)
     }
 }
 

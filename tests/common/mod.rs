@@ -181,3 +181,51 @@ default_access = ["group:alle-medarbejdere"]
     config
 }
 pub mod slapd;
+
+/// A client that keeps no cookies and follows no redirects. Tests of session expiry hand it
+/// the session cookie themselves: a cookie jar would drop a cookie whose `Max-Age` has run
+/// out, and then only the client, not the server, would have ended the session.
+pub fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value a response's `Set-Cookie` gives the cookie `name`, if it sets it.
+pub fn set_cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .map(|l| {
+            l[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+}
+
+impl Portal {
+    /// Logs in through the form with a client that keeps no cookies. Returns the session
+    /// cookie the login page handed out before the login and the one the login set.
+    pub async fn login_cookies(&self, user: &str, password: &str) -> (String, String) {
+        let raw = raw_client();
+        let r = raw.get(self.url("/login")).send().await.unwrap();
+        let before = set_cookie_value(&r, "samle_session").expect("the login page sets a session");
+        let html = r.text().await.unwrap();
+        let token = csrf_in(&html).expect("a csrf token on the login page");
+        let r = raw
+            .post(self.url("/login"))
+            .header("cookie", format!("samle_session={before}"))
+            .form(&[("username", user), ("password", password), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "login as {user} failed");
+        let after = set_cookie_value(&r, "samle_session").expect("the login sets a session cookie");
+        (before, after)
+    }
+}

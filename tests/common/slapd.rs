@@ -367,3 +367,29 @@ fn make_certificates(dir: &Path) {
         "server.pem",
     ]);
 }
+
+impl Slapd {
+    /// The `[directory]` table with which a real `samle serve` logs in against this server
+    /// (StartTLS with the private CA, the service account, 2 s timeouts). The service
+    /// password goes into a file in `dir`, which the table names.
+    pub fn portal_directory_toml(&self, dir: &Path) -> String {
+        let password_file = dir.join("ldap-service-password");
+        std::fs::write(&password_file, format!("{SERVICE_PASSWORD}\n")).unwrap();
+        format!(
+            r#"[directory]
+kind = "ldap"
+urls = ["{url}"]
+starttls = true
+ca_file = "{ca}"
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{password_file}"
+base_dn = "{SUFFIX}"
+timeout = "2s"
+connect_timeout = "2s"
+"#,
+            url = self.url(),
+            ca = self.ca_file.display(),
+            password_file = password_file.display(),
+        )
+    }
+}

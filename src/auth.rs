@@ -43,6 +43,9 @@ pub struct SessionUser {
 /// minute keeps the idle timeout accurate to a minute for a fraction of the writes.
 const TOUCH_INTERVAL: i64 = 60;
 
+/// After a failed principal refresh, seconds until the next try.
+const REFRESH_RETRY: i64 = 30;
+
 impl SessionUser {
     /// Builds the session user from the directory's answer, or `None` when the configuration
     /// does not let this user log in at all.
@@ -160,13 +163,23 @@ pub async fn load_user(
                 return Ok(None);
             }
             // The directory being down must not log everyone out or stop search: keep the
-            // principals we have and try again on the next request.
+            // principals we have. Try again after a short back-off rather than on every
+            // request, or each request of every session would wait for the directory's
+            // timeout.
             Err(e) => {
-                tracing::warn!(user = %user.id, error = %e, "principal refresh failed; keeping the current ones")
+                tracing::warn!(user = %user.id, error = %e, "principal refresh failed; keeping the current ones");
+                user.refreshed_at = now - refresh + refresh.min(REFRESH_RETRY);
+                user.last_seen = now;
+                session
+                    .insert(SESSION_USER, &user)
+                    .await
+                    .map_err(AppError::session)?;
             }
         }
     }
-    if now - user.last_seen >= TOUCH_INTERVAL {
+    // Touch often enough that a short idle timeout is still extended by activity.
+    let idle = state.config.server.session_idle_timeout.as_secs() as i64;
+    if now - user.last_seen >= TOUCH_INTERVAL.min((idle / 2).max(1)) {
         user.last_seen = now;
         session
             .insert(SESSION_USER, &user)

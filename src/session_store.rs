@@ -54,7 +54,8 @@ fn encode(record: &Record) -> session_store::Result<String> {
 impl SessionStore for SqliteSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        let expires_at = record.expiry_date.unix_timestamp();
+        // Rounded up: a session must not end before its expiry.
+        let expires_at = ceil_unix(record.expiry_date);
         let first = record.id;
         let id = self
             .store
@@ -93,7 +94,8 @@ impl SessionStore for SqliteSessionStore {
     /// let a request that was in flight during logout bring the session back to life.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        let expires_at = record.expiry_date.unix_timestamp();
+        // Rounded up: a session must not end before its expiry.
+        let expires_at = ceil_unix(record.expiry_date);
         let id = record.id.to_string();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let updated = self
@@ -163,6 +165,12 @@ impl ExpiredDeletion for SqliteSessionStore {
             .map(|_| ())
             .map_err(backend)
     }
+}
+
+/// Unix seconds of `t`, rounded up to the next whole second.
+fn ceil_unix(t: OffsetDateTime) -> i64 {
+    let secs = t.unix_timestamp();
+    if t.nanosecond() > 0 { secs + 1 } else { secs }
 }
 
 #[cfg(test)]

@@ -29,9 +29,9 @@ pub enum SyncError {
     Disabled(String),
     #[error("the index writer has stopped")]
     WriterGone,
-    #[error("index error: {0}")]
+    #[error(transparent)]
     Index(#[from] samle_index::IndexError),
-    #[error("store error: {0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
 

@@ -650,6 +650,46 @@ async fn pages_pass_basic_accessibility_checks() {
         }
     }
 
+    // Logged in as anna (admin): the sources page and a source's page. The language is
+    // Danish now (switched above); the header's logout button ends lars's session.
+    b.first("header form[action='/logout'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_page("the login page after logging out", |u| u.path() == "/login")
+        .await;
+    b.first("#username").await.send_keys("anna").await.unwrap();
+    b.first("#password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.first("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_page("the front page after logging in as anna", |u| {
+        u.path() == "/"
+    })
+    .await;
+    let admin_pages = [
+        ("/admin/sources", portal.url("/admin/sources")),
+        ("a source's page", portal.url("/admin/sources/it-hjaelp")),
+    ];
+    for lang in ["da", "en"] {
+        if lang == "en" {
+            switch_language(&b, "en").await;
+        }
+        for (name, url) in &admin_pages {
+            b.goto(url).await.unwrap();
+            let rows = b.all("table.data tbody tr").await;
+            assert!(!rows.is_empty(), "{name}: no table rows");
+            record(&format!("{name} as anna ({lang})"), audit(&b, lang).await);
+        }
+    }
+
     assert!(report.is_empty(), "accessibility failures:\n{report}");
 }
 

@@ -616,3 +616,222 @@ async fn repeated_wrong_passwords_are_throttled_without_locking_out_for_long() {
         303
     );
 }
+
+// ---- the sources page (admin role) ----------------------------------------------------------
+
+/// Documents per source as `samle index stats` reports them.
+fn index_counts(data: &std::path::Path) -> Vec<(String, u64)> {
+    let config = demo_config();
+    let out = common::samle(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "index",
+        "stats",
+    ]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = common::text(&out);
+    let table = text.split_once("\nsource ").unwrap().1;
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            Some((words.first()?.to_string(), words.last()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The rows of the sources table: `(source id, the row's HTML)`.
+fn source_rows(html: &str) -> Vec<(String, String)> {
+    let body = html.split_once("<tbody>").unwrap().1;
+    let body = body.split_once("</tbody>").unwrap().0;
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let id = row.split_once("<code>").unwrap().1;
+            let id = id.split_once("</code>").unwrap().0;
+            (id.to_string(), row.to_string())
+        })
+        .collect()
+}
+
+/// Reloads a source's page until `done` says yes (runs happen in the background).
+async fn wait_for_source_page(
+    portal: &Portal,
+    client: &reqwest::Client,
+    id: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = client
+            .get(portal.url(&format!("/admin/sources/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if done(&page) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page of {id} did not reach the expected state: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_sources_page_shows_every_source_and_runs_a_sync_on_request() {
+    let data = tempfile::tempdir().unwrap();
+    let config = demo_config();
+    let (c, d) = (config.to_str().unwrap(), data.path().to_str().unwrap());
+    let out = common::samle(&["--config", c, "--data-dir", d, "sync"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let counts = index_counts(data.path());
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    let portal = Portal::serve(&config, data.path());
+
+    // anna (admin) sees the link in the header and every source with its document count.
+    let anna = portal.login("anna").await;
+    let home = anna.get(portal.url("/")).send().await.unwrap();
+    assert!(
+        home.text()
+            .await
+            .unwrap()
+            .contains("href=\"/admin/sources\"")
+    );
+    let r = anna.get(portal.url("/admin/sources")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    for needle in [
+        "<caption",
+        "<th scope=\"col\">",
+        "<th scope=\"row\">",
+        "<h1>Kilder</h1>",
+    ] {
+        assert!(html.contains(needle), "{needle} missing: {html}");
+    }
+    let rows = source_rows(&html);
+    assert_eq!(rows.len(), 5, "{html}");
+    for (id, n) in &counts {
+        let (_, row) = rows
+            .iter()
+            .find(|(r, _)| r == id)
+            .unwrap_or_else(|| panic!("no row for {id}: {html}"));
+        assert!(
+            row.contains(&format!("<td class=\"num\">{n}</td>")),
+            "{id} should show {n} documents: {row}"
+        );
+        assert!(row.contains("status-"), "{id}: no status: {row}");
+    }
+
+    // "Sync now" through the form on the source's page, once the start-up run has finished.
+    let page = wait_for_source_page(&portal, &anna, "it-hjaelp", |page| {
+        page.contains("<td class=\"trigger\">Opstart") && !page.contains("status-running")
+    })
+    .await;
+    assert!(page.contains("/sync\">"), "no sync form: {page}");
+    assert!(
+        page.contains("/full-sync\">"),
+        "no full re-sync form: {page}"
+    );
+    let manual_runs = |html: &str| html.matches("<td class=\"trigger\">Manuelt").count();
+    assert_eq!(manual_runs(&page), 0, "{page}");
+    let token = common::csrf_in(&page).unwrap();
+
+    // Without the token, or with a wrong one: refused, nothing runs.
+    for form in [vec![], vec![("csrf", "wrong")]] {
+        let r = anna
+            .post(portal.url("/admin/sources/it-hjaelp/sync"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "POST with {form:?}");
+    }
+    // An unknown source: 404.
+    let r = anna
+        .post(portal.url("/admin/sources/findes-ikke/sync"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let r = anna
+        .post(portal.url("/admin/sources/it-hjaelp/sync"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/admin/sources/it-hjaelp?notice=started");
+    let after = anna
+        .get(portal.url(&location))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(after.contains("role=\"status\""), "no notice: {after}");
+
+    // The run shows in the history (it runs in the background: wait for it).
+    wait_for_source_page(&portal, &anna, "it-hjaelp", |page| {
+        manual_runs(page) == 1 && !page.contains("status-running")
+    })
+    .await;
+
+    // And in the audit log, with who and which source.
+    let store = samle::store::Store::open(&data.path().join("samle.db")).unwrap();
+    let audit = store.recent_audit(20).await.unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "sync_now"
+            && a.actor.as_deref() == Some("anna")
+            && a.detail == "it-hjaelp"),
+        "{audit:?}"
+    );
+    assert!(!audit.iter().any(|a| a.action == "full_sync"), "{audit:?}");
+
+    // mette (employee) and lars (publisher): no link, and 403 for the pages and the forms.
+    for user in ["mette", "lars"] {
+        let client = portal.login(user).await;
+        let home = client.get(portal.url("/")).send().await.unwrap();
+        assert!(
+            !home.text().await.unwrap().contains("/admin/sources"),
+            "{user} sees the admin link"
+        );
+        let token = portal.csrf(&client, "/").await;
+        for path in ["/admin/sources", "/admin/sources/it-hjaelp"] {
+            let r = client.get(portal.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{user} GET {path}");
+        }
+        for path in [
+            "/admin/sources/it-hjaelp/sync",
+            "/admin/sources/it-hjaelp/full-sync",
+        ] {
+            let r = client
+                .post(portal.url(path))
+                .form(&[("csrf", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{user} POST {path}");
+        }
+    }
+    let audit = store.recent_audit(50).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "sync_now" || a.action == "full_sync")
+            .count(),
+        1,
+        "{audit:?}"
+    );
+}

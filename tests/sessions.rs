@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::slapd::{self, Slapd};
@@ -18,6 +18,9 @@ use serde_json::Value;
 /// refresh interval (1 s): generous, because the machine may be busy.
 const REFRESH_WAIT: Duration = Duration::from_secs(10);
 
+/// The demo configuration's roles: lars is a publisher, anna an administrator.
+const DEMO_ROLES: &str = "publisher_groups = [\"publicister\"]\nadmin_groups = [\"portal-admins\"]";
+
 /// A portal on the demo directory over a small share, with `server` added to `[server]`.
 fn demo_portal(server: &str) -> (Portal, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,9 +28,10 @@ fn demo_portal(server: &str) -> (Portal, tempfile::TempDir) {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("ferie.md"), "# Ferieplan\n\nFerie for alle.\n").unwrap();
     let config = common::file_share_config(dir.path(), &root, "run_on_start = false");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[index]", &format!("[server]\n{server}\n\n[index]"));
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[index]",
+        &format!("[server]\n{server}\n\n[auth]\n{DEMO_ROLES}\n\n[index]"),
+    );
     std::fs::write(&config, text).unwrap();
     let portal = Portal::start(&config, &dir.path().join("data"));
     (portal, dir)
@@ -214,7 +218,7 @@ const PUBLIC_POST: [&str; 2] = ["/login", "/lang"];
 /// later is walked too, and fails this test until it refuses anonymous visitors or is listed
 /// as public here.
 fn route_table() -> BTreeSet<(String, String)> {
-    let source = std::fs::read_to_string(common::repo().join("src/web/mod.rs")).unwrap();
+    let source = route_source();
     let mut routes = BTreeSet::new();
     for chunk in source.split(".route(\"").skip(1) {
         let (path, rest) = chunk.split_once('"').unwrap();
@@ -235,6 +239,65 @@ fn route_table() -> BTreeSet<(String, String)> {
     routes
 }
 
+/// src/web/mod.rs with rustfmt's line breaks inside `.route(` calls taken out, so that
+/// `.route(\n    "/long/path",` reads like `.route("/long/path",`.
+fn route_source() -> String {
+    let source = std::fs::read_to_string(common::repo().join("src/web/mod.rs")).unwrap();
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source.as_str();
+    while let Some(i) = rest.find(".route(") {
+        let (before, after) = rest.split_at(i + ".route(".len());
+        out.push_str(before);
+        rest = after.trim_start();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The section of the route table each path pattern is in: the name of the
+/// `let <section> = Router::new()` it is registered under (`public`, `employee`, `admin`).
+fn route_sections() -> BTreeMap<String, String> {
+    let source = route_source();
+    let mut sections = BTreeMap::new();
+    let mut section = String::new();
+    for line in source.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("let ")
+            && let Some((name, init)) = rest.split_once('=')
+            && init.trim().starts_with("Router::new()")
+        {
+            section = name.trim().to_string();
+        }
+        for chunk in line.split(".route(\"").skip(1) {
+            let (path, _) = chunk.split_once('"').unwrap();
+            assert!(!section.is_empty(), "{path} is outside a section");
+            sections.insert(path.to_string(), section.clone());
+        }
+    }
+    sections
+}
+
+/// A concrete path for a pattern: `/doc/{source}/{*id}` → `/doc/b/c`, plus a query for the
+/// search routes.
+fn concrete(pattern: &str) -> String {
+    let mut path: String = pattern
+        .split('/')
+        .enumerate()
+        .map(|(i, seg)| {
+            if seg.starts_with('{') {
+                char::from(b'a' + (i % 26) as u8).to_string()
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if pattern.ends_with("search") {
+        path.push_str("?q=x");
+    }
+    path
+}
+
 #[tokio::test]
 async fn every_route_but_the_public_ones_refuses_an_anonymous_visitor() {
     let (portal, _dir) = demo_portal("");
@@ -246,6 +309,10 @@ async fn every_route_but_the_public_ones_refuses_an_anonymous_visitor() {
         ("GET", "/api/v1/search"),
         ("GET", "/api/v1/me"),
         ("POST", "/logout"),
+        ("GET", "/admin/sources"),
+        ("GET", "/admin/sources/{id}"),
+        ("POST", "/admin/sources/{id}/sync"),
+        ("POST", "/admin/sources/{id}/full-sync"),
     ];
     let public = PUBLIC_GET.iter().map(|p| ("GET", *p));
     for (method, path) in listed.into_iter().chain(public) {
@@ -277,22 +344,7 @@ async fn every_route_but_the_public_ones_refuses_an_anonymous_visitor() {
             {
                 continue;
             }
-            // `/doc/{source}/{*id}` → `/doc/a/b`; the walk adds a query for the search routes.
-            let mut path: String = pattern
-                .split('/')
-                .enumerate()
-                .map(|(i, seg)| {
-                    if seg.starts_with('{') {
-                        char::from(b'a' + (i % 26) as u8).to_string()
-                    } else {
-                        seg.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            if pattern.ends_with("search") {
-                path.push_str("?q=x");
-            }
+            let path = concrete(pattern);
             let what = format!("anonymous {method} {path} (cookie {cookie:?})");
             let r = send(method, &path).await.unwrap();
             let status = r.status().as_u16();
@@ -351,6 +403,101 @@ async fn every_route_but_the_public_ones_refuses_an_anonymous_visitor() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "anonymous POST /lang");
+}
+
+// ---- the route table, as each role ---------------------------------------------------------
+
+/// The error page's text for `code` (Danish, the default), as the page shows it.
+fn error_message(code: &str) -> String {
+    let path = common::repo().join("templates/i18n/da.toml");
+    let catalog: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    html_escape(catalog["error"][code]["text"].as_str().unwrap())
+}
+
+/// Every route of every section, walked as an employee (mette), a publisher (lars) and an
+/// administrator (anna). The section comes from src/web/mod.rs, so a route added later is
+/// walked with the rule of its section; a new section fails here until it gets a rule.
+#[tokio::test]
+async fn every_route_is_walked_as_each_role() {
+    let (portal, _dir) = demo_portal("");
+    let table = route_table();
+    let sections = route_sections();
+    for (_, pattern) in &table {
+        assert!(
+            sections.contains_key(pattern),
+            "{pattern} has no section: {sections:?}"
+        );
+    }
+    assert_eq!(sections["/admin/sources"], "admin", "{sections:?}");
+    assert_eq!(sections["/search"], "employee", "{sections:?}");
+    assert_eq!(sections["/login"], "public", "{sections:?}");
+
+    let forbidden = error_message("forbidden");
+    let mut walked = 0;
+    for (user, admin) in [("mette", false), ("lars", false), ("anna", true)] {
+        let client = portal.login(user).await;
+        let token = portal.csrf(&client, "/").await;
+        for (method, pattern) in &table {
+            let section = sections[pattern].as_str();
+            // The public routes are walked anonymously above; logging out would end the walk.
+            if section == "public" || pattern == "/logout" {
+                continue;
+            }
+            let path = concrete(pattern);
+            let what = format!("{user} {method} {path} ({section})");
+            let rb = match method.as_str() {
+                "GET" => client.get(portal.url(&path)),
+                "POST" => client
+                    .post(portal.url(&path))
+                    .form(&[("csrf", token.as_str())]),
+                other => panic!("{what}: no rule for method {other}"),
+            };
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let body = r.text().await.unwrap();
+            let allowed = match section {
+                "employee" => true,
+                "admin" => admin,
+                other => panic!("{what}: the walk has no rule for section {other:?}"),
+            };
+            walked += 1;
+            if allowed {
+                assert!(
+                    ![401, 403].contains(&status) && !location.starts_with("/login"),
+                    "{what} was refused: {status} {location} {body}"
+                );
+            } else if path.starts_with("/api/") {
+                assert_eq!(status, 403, "{what}: {body}");
+                assert!(
+                    content_type.starts_with("application/json"),
+                    "{what}: {content_type}"
+                );
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["error"]["code"], "forbidden", "{what}: {body}");
+            } else {
+                assert_eq!(status, 403, "{what}: {body}");
+                assert!(
+                    content_type.starts_with("text/html"),
+                    "{what}: {content_type}"
+                );
+                assert!(
+                    body.contains(&forbidden),
+                    "{what}: not the 403 page: {body}"
+                );
+            }
+        }
+    }
+    assert!(walked >= 3 * 9, "only {walked} requests walked");
 }
 
 // ---- against a real directory --------------------------------------------------------------

@@ -3,6 +3,7 @@
 //! Who may call a route is in each handler's signature: `MaybeUser` (anyone), `CurrentUser`
 //! (a logged-in employee), `Publisher`, `Admin` (see `auth`).
 
+pub mod admin;
 pub mod api;
 pub mod csrf;
 pub mod error;
@@ -72,10 +73,20 @@ pub fn router(state: AppState, sessions: SqliteSessionStore, key: Key) -> Router
         .route("/logout", post(pages::logout_post))
         .route("/api/v1/search", get(api::search_get))
         .route("/api/v1/me", get(api::me_get));
+    // Administrators.
+    let admin = Router::new()
+        .route("/admin/sources", get(admin::sources_get))
+        .route("/admin/sources/{id}", get(admin::source_get))
+        .route("/admin/sources/{id}/sync", post(admin::source_sync_post))
+        .route(
+            "/admin/sources/{id}/full-sync",
+            post(admin::source_full_sync_post),
+        );
 
     Router::new()
         .merge(public)
         .merge(employee)
+        .merge(admin)
         .layer(middleware::from_fn(csrf::reject_cross_site))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -52,7 +52,7 @@ pub(crate) async fn layout(
     })
 }
 
-fn render(state: &AppState, name: &str, ctx: Value) -> Result<Html<String>, AppError> {
+pub(crate) fn render(state: &AppState, name: &str, ctx: Value) -> Result<Html<String>, AppError> {
     state
         .templates
         .render(name, ctx)

@@ -20,6 +20,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("search.html", include_str!("../../templates/search.html")),
     ("doc.html", include_str!("../../templates/doc.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    (
+        "admin_macros.html",
+        include_str!("../../templates/admin_macros.html"),
+    ),
+    (
+        "admin_sources.html",
+        include_str!("../../templates/admin_sources.html"),
+    ),
+    (
+        "admin_source.html",
+        include_str!("../../templates/admin_source.html"),
+    ),
 ];
 
 /// The stylesheet, served at `/static/samle.css`.

@@ -60,7 +60,7 @@ impl SessionUser {
             department: user.department.clone(),
             title: user.title.clone(),
             groups: user.groups.clone(),
-            principals: principals_for(user),
+            principals: principals_for(user, auth),
             publisher: in_any(&auth.publisher_groups) || in_any(&auth.admin_groups),
             admin: in_any(&auth.admin_groups),
             login_at: now,
@@ -74,14 +74,21 @@ impl SessionUser {
     }
 }
 
-/// The principals a user's documents may name: everyone's, the user's own and each group's.
-pub fn principals_for(user: &UserInfo) -> Vec<String> {
+/// The principals a user's documents may name: everyone's, the user's own, each group's,
+/// and whatever `auth.group_principals` adds for the user's groups (so that a long
+/// directory group name can grant the short principal the sources use).
+pub fn principals_for(user: &UserInfo, auth: &AuthConfig) -> Vec<String> {
     let mut p = vec![
         samle_index::Principals::PUBLIC.to_string(),
         samle_index::Principals::AUTHENTICATED.to_string(),
         format!("user:{}", user.id),
     ];
     p.extend(user.groups.iter().map(|g| format!("group:{g}")));
+    for g in &user.groups {
+        if let Some(extra) = auth.group_principals.get(g) {
+            p.extend(extra.iter().cloned());
+        }
+    }
     p.sort();
     p.dedup();
     p
@@ -293,6 +300,7 @@ mod tests {
             admin_groups: vec!["portal-admins".into()],
             principal_refresh: Duration::from_secs(60),
             throttle: Default::default(),
+            group_principals: Default::default(),
         }
     }
 
@@ -317,11 +325,15 @@ mod tests {
 
     #[test]
     fn principals_name_user_and_groups() {
-        let p = principals_for(&user(&["ledere", "borgerservice"]));
+        let mut a = auth(&[]);
+        a.group_principals
+            .insert("GG-Samle-Ledere".into(), vec!["group:ledere".into()]);
+        let p = principals_for(&user(&["GG-Samle-Ledere", "borgerservice"]), &a);
         assert_eq!(
             p,
             vec![
                 "authenticated",
+                "group:GG-Samle-Ledere",
                 "group:borgerservice",
                 "group:ledere",
                 "public",

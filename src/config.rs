@@ -151,6 +151,8 @@ pub struct AuthConfig {
     pub principal_refresh: Duration,
     /// Login attempts allowed per account and per client address.
     pub throttle: crate::web::throttle::ThrottlePolicy,
+    /// Extra principals for members of a directory group.
+    pub group_principals: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -344,6 +346,8 @@ struct RawAuth {
     login_refill_per_account: Option<Spanned<String>>,
     login_burst_per_client: Option<Spanned<u32>>,
     login_refill_per_client: Option<Spanned<String>>,
+    #[serde(default)]
+    group_principals: BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -453,6 +457,30 @@ impl Config {
             principal_refresh: match raw.auth.principal_refresh {
                 Some(s) => ctx.duration(&s, "auth.principal_refresh")?,
                 None => Duration::from_secs(15 * 60),
+            },
+            group_principals: {
+                let mut map = BTreeMap::new();
+                for (group, principals) in raw.auth.group_principals {
+                    let mut list = Vec::new();
+                    for p in principals {
+                        let text = p.get_ref();
+                        let valid = text == "authenticated"
+                            || text == "public"
+                            || text.split_once(':').is_some_and(|(k, v)| {
+                                (k == "group" || k == "user") && !v.is_empty()
+                            });
+                        if !valid {
+                            return Err(ctx.at(
+                                p.span(),
+                                &format!("auth.group_principals.{group}"),
+                                format!("`{text}` is not a principal; expected `group:<name>`, `user:<id>`, `authenticated` or `public`"),
+                            ));
+                        }
+                        list.push(text.clone());
+                    }
+                    map.insert(group, list);
+                }
+                map
             },
             throttle: {
                 let d = crate::web::throttle::ThrottlePolicy::default();
@@ -1463,6 +1491,12 @@ root = "demo"
                 2,
                 "directory.kind",
                 "unknown directory kind",
+            ),
+            (
+                "[auth.group_principals]\n\"GG-Ledere\" = [\"ledere\"]\n",
+                2,
+                "auth.group_principals.GG-Ledere",
+                "not a principal",
             ),
             ("[server\nlisten = 1\n", 1, "", "expected"),
             // LDAP directories.

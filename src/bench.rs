@@ -1,13 +1,15 @@
 //! `samle bench`: measures the whole pipeline and search against raw tantivy, in one run.
 //!
-//! It writes a corpus of Danish Markdown documents (words drawn from the bundled demo
-//! content with a fixed seed) into a temporary file share whose folders map to ten groups,
-//! syncs it through the real pipeline (file-share connector, extraction, language, access
-//! lists, stored fields, commits) and indexes the same texts with a bare tantivy index as the
-//! baseline. Then it runs the same generated queries through Samle's permission-trimmed
-//! search (as a user who may see everything and one who may see a tenth) and through raw
-//! tantivy. It prints figures; it asserts nothing: the machine is shared and noisy, so read
-//! the ratios.
+//! It writes a corpus as Markdown files into a temporary file share — either generated
+//! Danish documents (words drawn from the bundled demo content with a fixed seed) or the
+//! records of a JSONL corpus built by `scripts/corpus` (`--corpus`), one folder per source —
+//! whose folders map to a hundred groups, syncs it through the real pipeline (file-share
+//! connector, extraction, language, access lists, stored fields, commits) and indexes the
+//! same titles and bodies with a bare tantivy index as the baseline. Then it runs the same
+//! queries (generated from the corpus vocabulary with a fixed seed, plus hand-written Danish
+//! ones for a Danish corpus) through Samle's permission-trimmed search as users who may see
+//! 100 %, 10 % and 1 % of the documents, and through raw tantivy. It prints figures; it
+//! asserts nothing: the machine is shared and noisy, so read the ratios.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

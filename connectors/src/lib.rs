@@ -11,7 +11,9 @@
 pub mod connector;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod file_share;
+pub mod http;
 pub mod memory;
 pub mod model;
 pub mod registry;

@@ -374,6 +374,7 @@ struct RawSource {
     // errors inside it keep their exact line and key.
     #[serde(rename = "file-share")]
     file_share: Option<samle_connectors::file_share::FileShareParams>,
+    feed: Option<samle_connectors::feed::FeedParams>,
 }
 
 fn yes() -> bool {
@@ -581,6 +582,7 @@ impl Config {
             };
             let params = ConnectorParams {
                 file_share: s.file_share,
+                feed: s.feed,
             };
             let params = ctx.params(params, &kind, &key("kind"), s.kind.span())?;
             sources.push(SourceConfig {
@@ -1347,6 +1349,7 @@ impl ErrCtx<'_> {
     ) -> Result<ConnectorParams, ConfigError> {
         let present = match kind {
             "file-share" => params.file_share.is_some(),
+            "feed" => params.feed.is_some(),
             _ => false,
         };
         if present {

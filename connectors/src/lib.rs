@@ -1,4 +1,4 @@
-//! Connectors turn the organisation's portals (file shares today; wikis, CMSs, feeds and the
+//! Connectors turn the organisation's portals (file shares and feeds today; wikis, CMSs and the
 //! staff directory later) into streams of document changes, and this crate holds the text
 //! extraction they share (HTML, Markdown, plain text, PDF, DOCX, ODT). A connector reports
 //! what it saw: `Upsert`, `Unchanged`, `Delete`, `Failed`, checkpoints and "traversal
@@ -20,7 +20,9 @@ pub mod registry;
 
 pub use connector::{ChangeSink, Connector, KnownDocs, RunContext};
 pub use error::ConnectorError;
+pub use feed::{Feed, FeedParams};
 pub use file_share::{AccessRule, FileShare, FileShareParams};
+pub use http::{HttpClient, HttpParams};
 pub use memory::MemoryConnector;
 pub use model::{Change, Document};
 pub use registry::{ConnectorParams, KINDS, build};

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::connector::Connector;
 use crate::error::ConnectorError;
+use crate::feed::{Feed, FeedParams};
 use crate::file_share::{FileShare, FileShareParams};
 
 /// The parameters of every connector kind; only the table matching the source's `kind` is used.
@@ -19,10 +20,12 @@ use crate::file_share::{FileShare, FileShareParams};
 pub struct ConnectorParams {
     #[serde(rename = "file-share")]
     pub file_share: Option<FileShareParams>,
+    #[serde(rename = "feed")]
+    pub feed: Option<FeedParams>,
 }
 
 /// Every kind [`build`] knows, as written in the configuration.
-pub const KINDS: &[&str] = &["file-share"];
+pub const KINDS: &[&str] = &["file-share", "feed"];
 
 /// Builds the connector for `kind` from its parameters.
 ///
@@ -42,6 +45,12 @@ pub fn build(
                 )
             })?;
             Ok(Box::new(FileShare::new(params, base_dir)?))
+        }
+        "feed" => {
+            let params = params.feed.as_ref().ok_or_else(|| {
+                ConnectorError::Config("kind \"feed\" needs a [sources.feed] table".to_owned())
+            })?;
+            Ok(Box::new(Feed::new(params)?))
         }
         other => Err(ConnectorError::Config(format!(
             "unknown connector kind {other:?}; known kinds: {}",

@@ -91,7 +91,7 @@ fn configuration_mistakes_are_named() {
             "got {message:?}, expected {expected:?}"
         );
     }
-    assert_eq!(KINDS, ["file-share"]);
+    assert_eq!(KINDS, ["file-share", "feed"]);
 }
 
 #[test]

@@ -1,0 +1,709 @@
+//! The feeds connector: RSS 2.0, Atom 1.0 and JSON Feed, parsed by feed-rs.
+//!
+//! A feed lists only its latest items, so a run is never a full traversal: items that fall off
+//! the feed are not deleted by mark-and-sweep (no `TraversalComplete` is ever sent). Instead the
+//! cursor remembers every item seen with its date, and an item that is no longer in the feed
+//! is deleted once its date is older than the configured retention.
+//!
+//! Re-syncing an unchanged feed costs one conditional request: the cursor keeps the feed's
+//! `ETag` and `Last-Modified`, and a 304 emits only a checkpoint with the same cursor.
+//!
+//! XML is parsed by quick-xml through feed-rs, which never reads a DTD: external entities are
+//! not fetched and entity definitions are not expanded (an unknown entity stays as literal
+//! text), so neither XXE nor "billion laughs" can do harm.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use scraper::{Html, Node};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+use url::Url;
+
+use crate::connector::{Connector, RunContext};
+use crate::error::ConnectorError;
+use crate::extract::{self, Format, Limits, normalise_whitespace, one_line};
+use crate::http::{Fetch, HttpClient, HttpParams, parse_duration};
+use crate::model::{Change, Document};
+
+/// Bump when the conversion of items changes enough to re-emit every item once.
+const CONVERSION_VERSION: u32 = 1;
+const DEFAULT_KIND: &str = "news";
+const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 86_400);
+
+/// The `[sources.feed]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedParams {
+    /// The feed's address (http or https).
+    pub url: String,
+    /// Principals who may see every item; empty means nobody (and each run reports it).
+    #[serde(default)]
+    pub access: Vec<String>,
+    /// How long an item that has fallen off the feed stays searchable, counted from its date,
+    /// such as `"365d"` (the default).
+    pub retention: Option<String>,
+    /// Fetch each item's linked page and index its main content instead of the feed's summary.
+    #[serde(default)]
+    pub full_text: bool,
+    /// The document kind of the items: lowercase letters, digits and `-` (default `"news"`).
+    pub kind: Option<String>,
+    /// The language of every item ("da", "en"); otherwise what the feed declares.
+    pub language: Option<String>,
+    /// Timeouts, retries, politeness, allowed hosts and credentials.
+    #[serde(default)]
+    pub http: HttpParams,
+}
+
+/// The feeds connector. Build it with [`crate::build`] or [`Feed::new`].
+pub struct Feed {
+    url: Url,
+    access: Vec<String>,
+    retention: Duration,
+    full_text: bool,
+    kind: String,
+    language: Option<String>,
+    client: Arc<HttpClient>,
+    limits: Limits,
+}
+
+/// What the cursor remembers between runs.
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct Cursor {
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    last_modified: Option<String>,
+    /// Every item seen and not yet expired: its date, or when it was last seen in the feed if
+    /// it has none.
+    #[serde(default)]
+    items: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// One feed item, converted.
+struct Item {
+    id: String,
+    title: String,
+    body: String,
+    link: Option<Url>,
+    author: Option<String>,
+    language: Option<String>,
+    published: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    tags: Vec<String>,
+    fingerprint: String,
+}
+
+impl Feed {
+    /// Validates the parameters; the feed is not contacted until `check` or `run`.
+    pub fn new(params: &FeedParams) -> Result<Self, ConnectorError> {
+        let url = Url::parse(params.url.trim())
+            .map_err(|e| ConnectorError::Config(format!("feed url {:?}: {e}", params.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConnectorError::Config(format!(
+                "feed url {url} must start with http:// or https://"
+            )));
+        }
+        let retention = match params.retention.as_deref() {
+            None => DEFAULT_RETENTION,
+            Some(value) => parse_duration(value).ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "feed retention {value:?} is not a duration such as \"365d\" or \"12h\""
+                ))
+            })?,
+        };
+        let access = params
+            .access
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                if p.is_empty() {
+                    Err(ConnectorError::Config(
+                        "empty principal in feed access".to_owned(),
+                    ))
+                } else {
+                    Ok(p.to_owned())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let kind = match params.kind.as_deref() {
+            None => DEFAULT_KIND.to_owned(),
+            Some(kind)
+                if !kind.is_empty()
+                    && kind
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
+                kind.to_owned()
+            }
+            Some(kind) => {
+                return Err(ConnectorError::Config(format!(
+                    "feed kind {kind:?} must be lowercase letters a-z, digits and -, such as \"news\""
+                )));
+            }
+        };
+        let language = params
+            .language
+            .as_deref()
+            .and_then(extract::primary_language);
+        let client = Arc::new(HttpClient::new(&params.http, &url)?);
+        let mut limits = Limits::default();
+        if let Some(max) = params.http.max_response_bytes {
+            limits.max_file_bytes = max;
+        }
+        Ok(Self {
+            url,
+            access,
+            retention,
+            full_text: params.full_text,
+            kind,
+            language,
+            client,
+            limits,
+        })
+    }
+
+    async fn parse(&self, body: Vec<u8>) -> Result<Vec<Item>, ConnectorError> {
+        let base = self.url.clone();
+        let language = self.language.clone();
+        let full_text = self.full_text;
+        let kind = self.kind.clone();
+        let parsed = tokio::task::spawn_blocking(move || {
+            parse_feed(&body, &base, language.as_deref(), full_text, &kind)
+        })
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("feed parse task failed: {e}")))?;
+        parsed.map_err(|reason| ConnectorError::Unavailable {
+            reason: format!("feed {} cannot be read: {reason}", self.url),
+        })
+    }
+
+    /// The document for `item`, with the linked page's main content when `full_text` is on.
+    async fn document(&self, item: Item) -> Result<Document, String> {
+        let mut doc = Document {
+            external_id: item.id,
+            kind: self.kind.clone(),
+            title: item.title,
+            body: item.body,
+            url: item.link.as_ref().map(Url::to_string),
+            author: item.author,
+            language: item.language,
+            created: item.published,
+            updated: item.updated.or(item.published),
+            acl: self.access.clone(),
+            tags: item.tags,
+            fingerprint: Some(item.fingerprint),
+        };
+        if !self.full_text {
+            return Ok(doc);
+        }
+        let link = item
+            .link
+            .ok_or_else(|| "full_text is on but the item has no link".to_owned())?;
+        let fetched = self.client.get(&link).await.map_err(|e| e.to_string())?;
+        let format = fetched
+            .content_type
+            .as_deref()
+            .and_then(Format::from_mime)
+            .unwrap_or(Format::Html);
+        let limits = self.limits.clone();
+        let extracted = tokio::task::spawn_blocking(move || {
+            extract::extract(&fetched.body, format, &limits, fetched.charset())
+        })
+        .await
+        .map_err(|e| format!("extraction task failed: {e}"))?
+        .map_err(|e| format!("{link}: {e}"))?;
+        if !extracted.text.is_empty() {
+            doc.body = extracted.text;
+        }
+        if doc.author.is_none() {
+            doc.author = extracted.author;
+        }
+        if doc.language.is_none() {
+            doc.language = extracted.language;
+        }
+        Ok(doc)
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Feed {
+    fn kind(&self) -> &'static str {
+        "feed"
+    }
+
+    async fn check(&self) -> Result<Vec<String>, ConnectorError> {
+        let fetched = self.client.get(&self.url).await?;
+        let items = self.parse(fetched.body).await?;
+        let mut notes = vec![format!(
+            "feed {} answers with {} items",
+            self.url,
+            items.len()
+        )];
+        if self.access.is_empty() {
+            notes.push("access is empty: the items are visible to nobody".to_owned());
+        }
+        Ok(notes)
+    }
+
+    async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
+        let previous: Cursor = match ctx.cursor.as_deref() {
+            None => Cursor::default(),
+            Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
+                warn!(source = %ctx.source_id, error = %e, "unreadable feed cursor, fetching in full");
+                Cursor::default()
+            }),
+        };
+        let (etag, last_modified) = if ctx.full {
+            (None, None)
+        } else {
+            (previous.etag.as_deref(), previous.last_modified.as_deref())
+        };
+        let fetched = match self
+            .client
+            .get_conditional(&self.url, etag, last_modified)
+            .await?
+        {
+            Fetch::NotModified => {
+                // Nothing changed: commit the same cursor and stop, one request spent.
+                let cursor = ctx.cursor.clone().unwrap_or_default();
+                ctx.sink.send(Change::Checkpoint { cursor }).await?;
+                info!(source = %ctx.source_id, "feed not modified");
+                return Ok(());
+            }
+            Fetch::Fetched(fetched) => fetched,
+        };
+        let etag = fetched.etag.clone();
+        let last_modified = fetched.last_modified.clone();
+        let items = self.parse(fetched.body).await?;
+
+        let now = Utc::now();
+        let mut cursor = Cursor {
+            etag,
+            last_modified,
+            items: previous.items,
+        };
+        let mut in_feed = HashSet::new();
+        let (mut upserted, mut unchanged, mut failed) = (0usize, 0usize, 0usize);
+        for item in items {
+            if !in_feed.insert(item.id.clone()) {
+                continue;
+            }
+            let date = item.updated.or(item.published).unwrap_or(now);
+            cursor.items.insert(item.id.clone(), date);
+            let known = ctx.known.fingerprint(&item.id);
+            if !ctx.full && known.as_deref() == Some(item.fingerprint.as_str()) {
+                unchanged += 1;
+                ctx.sink
+                    .send(Change::Unchanged {
+                        external_id: item.id,
+                    })
+                    .await?;
+                continue;
+            }
+            let id = item.id.clone();
+            match self.document(item).await {
+                Ok(doc) => {
+                    upserted += 1;
+                    ctx.sink.send(Change::Upsert(doc)).await?;
+                }
+                Err(error) => {
+                    failed += 1;
+                    // Not remembered as seen with this fingerprint: the next run tries again.
+                    ctx.sink
+                        .send(Change::Failed {
+                            external_id: id,
+                            error,
+                        })
+                        .await?;
+                }
+            }
+        }
+
+        let retention = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        let expired: Vec<String> = cursor
+            .items
+            .iter()
+            .filter(|(id, date)| {
+                !in_feed.contains(*id) && now.signed_duration_since(**date) > retention
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            cursor.items.remove(id);
+            ctx.sink
+                .send(Change::Delete {
+                    external_id: id.clone(),
+                })
+                .await?;
+        }
+
+        let cursor = serde_json::to_string(&cursor)
+            .map_err(|e| ConnectorError::Internal(format!("cannot write feed cursor: {e}")))?;
+        ctx.sink.send(Change::Checkpoint { cursor }).await?;
+        if self.access.is_empty() && upserted > 0 {
+            warn!(source = %ctx.source_id, items = upserted, "feed access is empty: items visible to nobody");
+        }
+        info!(
+            source = %ctx.source_id,
+            upserted,
+            unchanged,
+            failed,
+            expired = expired.len(),
+            "feed sync complete"
+        );
+        Ok(())
+    }
+}
+
+/// Parses the feed and converts its items. Blocking.
+fn parse_feed(
+    body: &[u8],
+    base: &Url,
+    language: Option<&str>,
+    full_text: bool,
+    kind: &str,
+) -> Result<Vec<Item>, String> {
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(base.as_str()))
+        .timestamp_parser(parse_date)
+        .id_generator(|links, title, _| {
+            // No id and no guid: the link is the identity; without a link, the title.
+            links
+                .first()
+                .map(|l| l.href.clone())
+                .or_else(|| {
+                    title
+                        .as_ref()
+                        .map(|t| format!("title:{}", t.content.trim()))
+                })
+                .unwrap_or_default()
+        })
+        .build();
+    let feed = parser.parse(body).map_err(|e| e.to_string())?;
+    let feed_language = feed.language.as_deref().and_then(extract::primary_language);
+    let mut items = Vec::with_capacity(feed.entries.len());
+    for entry in feed.entries {
+        let id = entry.id.trim().to_owned();
+        if id.is_empty() {
+            warn!(feed = %base, "feed item without id, link or title skipped");
+            continue;
+        }
+        let link = entry
+            .links
+            .iter()
+            .find(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+            .or(entry.links.first())
+            .and_then(|l| base.join(l.href.trim()).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let title_raw = entry
+            .title
+            .as_ref()
+            .map(|t| t.content.as_str())
+            .unwrap_or("");
+        let title = one_line(&html_to_text(title_raw))
+            .or_else(|| link.as_ref().map(Url::to_string))
+            .unwrap_or_else(|| id.clone());
+        let content = entry
+            .content
+            .as_ref()
+            .and_then(|c| c.body.as_deref())
+            .filter(|b| !b.trim().is_empty());
+        let summary = entry.summary.as_ref().map(|s| s.content.as_str());
+        let raw_body = content.or(summary).unwrap_or("");
+        let body = html_to_text(raw_body);
+        let author = entry
+            .authors
+            .iter()
+            .find_map(|p| p.name.as_deref().and_then(one_line));
+        let tags: Vec<String> = entry
+            .categories
+            .iter()
+            .filter_map(|c| one_line(c.label.as_deref().unwrap_or(&c.term)))
+            .collect();
+        let item_language = language
+            .map(str::to_owned)
+            .or_else(|| {
+                entry
+                    .language
+                    .as_deref()
+                    .and_then(extract::primary_language)
+            })
+            .or_else(|| feed_language.clone());
+        let fingerprint = {
+            let mut hasher = blake3::Hasher::new();
+            for part in [
+                CONVERSION_VERSION.to_string().as_str(),
+                if full_text { "full" } else { "summary" },
+                kind,
+                &id,
+                &title,
+                raw_body,
+                link.as_ref().map(Url::as_str).unwrap_or(""),
+                &entry.published.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                &entry.updated.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                author.as_deref().unwrap_or(""),
+                &tags.join("\u{1f}"),
+                item_language.as_deref().unwrap_or(""),
+            ] {
+                hasher.update(part.as_bytes());
+                hasher.update(&[0]);
+            }
+            hasher.finalize().to_hex().to_string()
+        };
+        items.push(Item {
+            id,
+            title,
+            body,
+            link,
+            author,
+            language: item_language,
+            published: entry.published,
+            updated: entry.updated,
+            tags,
+            fingerprint,
+        });
+    }
+    Ok(items)
+}
+
+/// Elements that start a new line in text converted from HTML.
+const BLOCKS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "tr",
+    "ul",
+];
+
+/// Text from an HTML fragment such as an RSS description: tags dropped, entities decoded,
+/// scripts and styles left out, block elements on lines of their own.
+pub(crate) fn html_to_text(fragment: &str) -> String {
+    if !fragment.contains(['<', '&']) {
+        return normalise_whitespace(fragment);
+    }
+    let html = Html::parse_fragment(fragment);
+    let mut out = String::with_capacity(fragment.len());
+    for node in html.root_element().descendants() {
+        match node.value() {
+            Node::Text(text) => {
+                let skipped = node.ancestors().any(|a| {
+                    a.value().as_element().is_some_and(|e| {
+                        matches!(e.name(), "script" | "style" | "template" | "noscript")
+                    })
+                });
+                if !skipped {
+                    out.push_str(text);
+                }
+            }
+            Node::Element(element) if BLOCKS.contains(&element.name()) => out.push('\n'),
+            _ => {}
+        }
+    }
+    normalise_whitespace(&out)
+}
+
+/// Feed dates in every common form, in UTC: RFC 3339 / ISO 8601 (with or without a zone, or
+/// only a date) and RFC 822 (with a numeric zone, a zone name such as `GMT` or `CEST`, or no
+/// zone). A date without a zone is taken as UTC. `None` when nothing fits.
+pub fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    parse_iso(value).or_else(|| parse_rfc822(value))
+}
+
+fn parse_iso(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(date) = DateTime::parse_from_rfc3339(value) {
+        return Some(date.with_timezone(&Utc));
+    }
+    let value = value.replacen(' ', "T", 1);
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"] {
+        if let Ok(date) = DateTime::parse_from_str(&value, format) {
+            return Some(date.with_timezone(&Utc));
+        }
+    }
+    let value = value.trim_end_matches(['Z', 'z']);
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(date) = NaiveDateTime::parse_from_str(value, format) {
+            return Some(Utc.from_utc_datetime(&date));
+        }
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| Utc.from_utc_datetime(&d))
+}
+
+/// Zone names seen in feeds, with their offsets in minutes.
+const ZONES: &[(&str, i32)] = &[
+    ("UT", 0),
+    ("UTC", 0),
+    ("GMT", 0),
+    ("Z", 0),
+    ("WET", 0),
+    ("WEST", 60),
+    ("BST", 60),
+    ("CET", 60),
+    ("MET", 60),
+    ("CEST", 120),
+    ("MEST", 120),
+    ("EET", 120),
+    ("EEST", 180),
+    ("EST", -300),
+    ("EDT", -240),
+    ("CST", -360),
+    ("CDT", -300),
+    ("MST", -420),
+    ("MDT", -360),
+    ("PST", -480),
+    ("PDT", -420),
+];
+
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// `[Day,] DD Mon YYYY HH:MM[:SS] [zone]`, tolerating long month and day names, a missing or
+/// named zone and single-digit days and hours.
+fn parse_rfc822(value: &str) -> Option<DateTime<Utc>> {
+    let mut tokens: Vec<&str> = value
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens
+        .first()
+        .is_some_and(|t| t.chars().all(char::is_alphabetic))
+    {
+        tokens.remove(0);
+    }
+    if tokens.len() < 4 {
+        return None;
+    }
+    let day: u32 = tokens[0].parse().ok()?;
+    let month_name = tokens[1].get(..3)?.to_ascii_lowercase();
+    let month = u32::try_from(MONTHS.iter().position(|m| *m == month_name)? + 1).ok()?;
+    let mut year: i32 = tokens[2].parse().ok()?;
+    if tokens[2].len() == 2 {
+        year += if year < 50 { 2000 } else { 1900 };
+    }
+    let mut time = tokens[3].split(':');
+    let hour: u32 = time.next()?.parse().ok()?;
+    let minute: u32 = time.next()?.parse().ok()?;
+    let second: u32 = time.next().map_or(Some(0), |s| s.parse().ok())?;
+    let offset_minutes = match tokens.get(4) {
+        None => 0,
+        Some(zone) => zone_offset(zone)?,
+    };
+    if tokens.len() > 5 {
+        return None;
+    }
+    let local = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(
+        hour % 24,
+        minute,
+        second.min(59),
+    )?;
+    let offset = FixedOffset::east_opt(offset_minutes * 60)?;
+    offset
+        .from_local_datetime(&local)
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn zone_offset(zone: &str) -> Option<i32> {
+    let zone = zone.trim_matches(|c| c == '(' || c == ')');
+    if let Some(sign) = zone.strip_prefix(['+', '-']).map(|_| zone.as_bytes()[0]) {
+        let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i32 = digits[..2].parse().ok()?;
+        let minutes: i32 = digits[2..].parse().ok()?;
+        let total = hours * 60 + minutes;
+        return Some(if sign == b'-' { -total } else { total });
+    }
+    let upper = zone.to_ascii_uppercase();
+    ZONES
+        .iter()
+        .find(|(name, _)| *name == upper)
+        .map(|(_, offset)| *offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_every_common_form() {
+        let utc = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        let cases = [
+            (
+                "Tue, 14 Oct 2025 09:30:00 +0200",
+                utc("2025-10-14T07:30:00Z"),
+            ),
+            (
+                "Tue, 14 Oct 2025 09:30:00 CEST",
+                utc("2025-10-14T07:30:00Z"),
+            ),
+            ("Tue, 14 Jan 2025 09:30:00 CET", utc("2025-01-14T08:30:00Z")),
+            ("Tue, 14 Oct 2025 09:30:00", utc("2025-10-14T09:30:00Z")),
+            ("Tue, 14 Oct 2025 09:30:00 GMT", utc("2025-10-14T09:30:00Z")),
+            (
+                "Tuesday, 14 October 2025 9:30 EDT",
+                utc("2025-10-14T13:30:00Z"),
+            ),
+            ("14 Oct 2025 09:30:00 -0000", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14T09:30:00+02:00", utc("2025-10-14T07:30:00Z")),
+            ("2025-10-14T09:30:00Z", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14 09:30:00+0200", utc("2025-10-14T07:30:00Z")),
+            ("2025-10-14T09:30:00", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14", utc("2025-10-14T00:00:00Z")),
+            ("i går", None),
+            ("Tue, 14 Oct 2025 09:30:00 XYZ", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_date(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn html_fragments_become_text() {
+        let cases = [
+            ("Plain &amp; simple", "Plain & simple"),
+            (
+                "<p>Første</p><p>Anden &#8211; <b>fed</b></p>",
+                "Første\nAnden – fed",
+            ),
+            ("<script>alert(1)</script>Tekst", "Tekst"),
+            ("no markup", "no markup"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(html_to_text(input), expected, "{input:?}");
+        }
+    }
+}

@@ -71,9 +71,14 @@ pub struct SearchArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// How many documents to generate.
-    #[arg(long, default_value_t = 10_000)]
-    pub docs: usize,
+    /// How many documents: generated (10,000 when left out), or at most this many records
+    /// of `--corpus` (all when left out).
+    #[arg(long)]
+    pub docs: Option<usize>,
+    /// A JSONL corpus built by `scripts/corpus` (e.g. /tmp/corpus/danish.jsonl) instead of
+    /// generated documents.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub corpus: Option<PathBuf>,
     /// How many queries to run.
     #[arg(long, default_value_t = 1_000)]
     pub queries: usize,
@@ -177,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 docs: args.docs,
                 queries: args.queries,
                 words_from: args.words_from.clone(),
+                corpus: args.corpus.clone(),
             })
             .await?;
             Ok(0)

@@ -5,6 +5,9 @@ use clap::Parser as _;
 
 fn main() {
     let cli = samle::cli::Cli::parse();
+    // One TLS stack for the whole binary (LDAP and HTTP connectors): rustls with ring.
+    // Installing it as the process default lets every client find it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -55,6 +55,7 @@ impl Portal {
 
     /// Serves without syncing first.
     pub fn serve(config: &Path, data_dir: &Path) -> Portal {
+        install_tls();
         let mut child = Command::new(env!("CARGO_BIN_EXE_samle"))
             .args(["--config", config.to_str().unwrap()])
             .args(["--data-dir", data_dir.to_str().unwrap()])
@@ -89,6 +90,7 @@ impl Portal {
 
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub fn client(&self) -> reqwest::Client {
+        install_tls();
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -186,6 +188,7 @@ pub mod slapd;
 /// the session cookie themselves: a cookie jar would drop a cookie whose `Max-Age` has run
 /// out, and then only the client, not the server, would have ended the session.
 pub fn raw_client() -> reqwest::Client {
+    install_tls();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -228,4 +231,12 @@ impl Portal {
         let after = set_cookie_value(&r, "samle_session").expect("the login sets a session cookie");
         (before, after)
     }
+}
+
+/// reqwest is built with rustls and no crypto provider of its own (the binary uses ring
+/// everywhere): a test process must install ring before it builds a client, as
+/// `samle` does at start-up.
+pub fn install_tls() {
+    // Fails only when a provider is already installed, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -192,9 +192,148 @@ impl Scanner<'_> {
     }
 }
 
+/// Dates in every common form, in UTC: ISO 8601 / RFC 3339 (see [`parse_iso`]) and RFC 822
+/// as feeds and mail write them (with a numeric zone, a zone name such as `GMT` or `CEST`,
+/// or no zone). A date without a zone is taken as UTC. `None` when nothing fits.
+pub fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    parse_iso(value).or_else(|| parse_rfc822(value))
+}
+
+/// Zone names seen in feeds, with their offsets in minutes.
+const ZONES: &[(&str, i32)] = &[
+    ("UT", 0),
+    ("UTC", 0),
+    ("GMT", 0),
+    ("Z", 0),
+    ("WET", 0),
+    ("WEST", 60),
+    ("BST", 60),
+    ("CET", 60),
+    ("MET", 60),
+    ("CEST", 120),
+    ("MEST", 120),
+    ("EET", 120),
+    ("EEST", 180),
+    ("EST", -300),
+    ("EDT", -240),
+    ("CST", -360),
+    ("CDT", -300),
+    ("MST", -420),
+    ("MDT", -360),
+    ("PST", -480),
+    ("PDT", -420),
+];
+
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// `[Day,] DD Mon YYYY HH:MM[:SS] [zone]`, tolerating long month and day names, a missing or
+/// named zone and single-digit days and hours.
+fn parse_rfc822(value: &str) -> Option<DateTime<Utc>> {
+    let mut tokens: Vec<&str> = value
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens
+        .first()
+        .is_some_and(|t| t.chars().all(char::is_alphabetic))
+    {
+        tokens.remove(0);
+    }
+    if tokens.len() < 4 {
+        return None;
+    }
+    let day: u32 = tokens[0].parse().ok()?;
+    let month_name = tokens[1].get(..3)?.to_ascii_lowercase();
+    let month = u32::try_from(MONTHS.iter().position(|m| *m == month_name)? + 1).ok()?;
+    let mut year: i32 = tokens[2].parse().ok()?;
+    if tokens[2].len() == 2 {
+        year += if year < 50 { 2000 } else { 1900 };
+    }
+    let mut time = tokens[3].split(':');
+    let hour: u32 = time.next()?.parse().ok()?;
+    let minute: u32 = time.next()?.parse().ok()?;
+    let second: u32 = time.next().map_or(Some(0), |s| s.parse().ok())?;
+    let offset_minutes = match tokens.get(4) {
+        None => 0,
+        Some(zone) => zone_offset(zone)?,
+    };
+    if tokens.len() > 5 {
+        return None;
+    }
+    let local = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(
+        hour % 24,
+        minute,
+        second.min(59),
+    )?;
+    let offset = FixedOffset::east_opt(offset_minutes * 60)?;
+    offset
+        .from_local_datetime(&local)
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn zone_offset(zone: &str) -> Option<i32> {
+    let zone = zone.trim_matches(|c| c == '(' || c == ')');
+    if let Some(sign) = zone.strip_prefix(['+', '-']).map(|_| zone.as_bytes()[0]) {
+        let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i32 = digits[..2].parse().ok()?;
+        let minutes: i32 = digits[2..].parse().ok()?;
+        let total = hours * 60 + minutes;
+        return Some(if sign == b'-' { -total } else { total });
+    }
+    let upper = zone.to_ascii_uppercase();
+    ZONES
+        .iter()
+        .find(|(name, _)| *name == upper)
+        .map(|(_, offset)| *offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_in_every_common_form() {
+        let utc = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        let cases = [
+            (
+                "Tue, 14 Oct 2025 09:30:00 +0200",
+                utc("2025-10-14T07:30:00Z"),
+            ),
+            (
+                "Tue, 14 Oct 2025 09:30:00 CEST",
+                utc("2025-10-14T07:30:00Z"),
+            ),
+            ("Tue, 14 Jan 2025 09:30:00 CET", utc("2025-01-14T08:30:00Z")),
+            ("Tue, 14 Oct 2025 09:30:00", utc("2025-10-14T09:30:00Z")),
+            ("Tue, 14 Oct 2025 09:30:00 GMT", utc("2025-10-14T09:30:00Z")),
+            (
+                "Tuesday, 14 October 2025 9:30 EDT",
+                utc("2025-10-14T13:30:00Z"),
+            ),
+            ("14 Oct 2025 09:30:00 -0000", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14T09:30:00+02:00", utc("2025-10-14T07:30:00Z")),
+            ("2025-10-14T09:30:00Z", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14 09:30:00+0200", utc("2025-10-14T07:30:00Z")),
+            ("2025-10-14T09:30:00", utc("2025-10-14T09:30:00Z")),
+            ("2025-10-14", utc("2025-10-14T00:00:00Z")),
+            ("i går", None),
+            ("Tue, 14 Oct 2025 09:30:00 XYZ", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_date(input), expected, "{input:?}");
+        }
+    }
 
     fn utc(text: &str) -> Option<DateTime<Utc>> {
         Some(

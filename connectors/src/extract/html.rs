@@ -318,11 +318,22 @@ fn readable(source: &str) -> Option<Readable> {
 /// The walk uses an explicit stack rather than recursion: a hostile page can nest elements
 /// deeply enough to overflow a thread's stack.
 fn body_text(document: &Html) -> String {
+    let start = first(document, "body").unwrap_or_else(|| document.root_element());
+    block_text(start)
+}
+
+/// The text of an HTML fragment such as a feed item's description: tags dropped, entities
+/// decoded, scripts, styles and navigation left out, block elements on lines of their own.
+pub(crate) fn fragment_text(fragment: &str) -> String {
+    let html = Html::parse_fragment(fragment);
+    block_text(html.root_element())
+}
+
+fn block_text(start: ElementRef<'_>) -> String {
     enum Step<N> {
         Visit(N),
         Newline,
     }
-    let start = first(document, "body").unwrap_or_else(|| document.root_element());
     let mut out = String::new();
     let mut stack = vec![Step::Visit(*start)];
     while let Some(step) = stack.pop() {

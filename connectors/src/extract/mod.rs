@@ -19,6 +19,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 pub use charset::decode_text;
+pub use date::parse_date;
+pub(crate) use html::fragment_text;
 
 /// Caps that keep one hostile or huge file from exhausting memory or time.
 #[derive(Clone, Debug)]

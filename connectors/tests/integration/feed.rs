@@ -127,7 +127,7 @@ async fn atom_entries() {
     let docs = upserts(&changes);
     let handbook = &docs["urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"];
     assert_eq!(handbook.title, "Handbook updated & moved");
-    assert_eq!(handbook.body, "Holidays\nSix weeks & a day.");
+    assert_eq!(handbook.body, "Holidays\n\nSix weeks & a day.");
     assert_eq!(
         handbook.url.as_deref(),
         Some("https://wiki.example.dk/Handbook")

@@ -147,6 +147,15 @@ fn write_docs(root: &Path, n: usize) {
     }
 }
 
+/// The `share` line of `samle sync`'s summary table, and its columns.
+fn share_row(output: &str) -> (&str, Vec<&str>) {
+    let row = output
+        .lines()
+        .find(|l| l.starts_with("share "))
+        .unwrap_or_else(|| panic!("no summary row for `share` in {output}"));
+    (row, row.split_whitespace().collect())
+}
+
 fn stats_documents(config: &Path, data: &Path) -> u64 {
     let out = samle(&[
         "--config",
@@ -175,8 +184,7 @@ fn sync_is_incremental_and_reports_what_it_did() {
     let out = samle(&["--config", s(&config), "--data-dir", s(&data), "sync"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    let row = t.lines().find(|l| l.starts_with("share ")).unwrap();
-    let cols: Vec<&str> = row.split_whitespace().collect();
+    let (row, cols) = share_row(&t);
     assert_eq!(&cols[1..7], &["ok", "30", "30", "0", "0", "0"], "{row}");
 
     // Nothing changed: everything is unchanged, nothing re-extracted.
@@ -189,8 +197,7 @@ fn sync_is_incremental_and_reports_what_it_did() {
         "share",
     ]);
     let t = text(&out);
-    let row = t.lines().find(|l| l.starts_with("share ")).unwrap();
-    let cols: Vec<&str> = row.split_whitespace().collect();
+    let (row, cols) = share_row(&t);
     assert_eq!(
         &cols[1..8],
         &["ok", "30", "0", "0", "30", "0", "0"],
@@ -206,8 +213,7 @@ fn sync_is_incremental_and_reports_what_it_did() {
     std::fs::remove_file(root.join("mappe-2/notat-2.md")).unwrap();
     let out = samle(&["--config", s(&config), "--data-dir", s(&data), "sync"]);
     let t = text(&out);
-    let row = t.lines().find(|l| l.starts_with("share ")).unwrap();
-    let cols: Vec<&str> = row.split_whitespace().collect();
+    let (row, cols) = share_row(&t);
     assert_eq!(
         &cols[1..8],
         &["ok", "29", "0", "1", "28", "1", "0"],
@@ -335,8 +341,7 @@ fn unreadable_files_are_reported_with_their_name_and_skipped() {
     let t = text(&out);
     // One unreadable file does not fail the run; it is counted and named.
     assert!(out.status.success(), "{t}");
-    let row = t.lines().find(|l| l.starts_with("share ")).unwrap();
-    let cols: Vec<&str> = row.split_whitespace().collect();
+    let (row, cols) = share_row(&t);
     assert_eq!(&cols[1..4], &["ok", "6", "5"], "{row}");
     assert_eq!(cols[7], "1", "one failed: {row}");
     assert!(t.contains("mappe-0/ødelagt.pdf: "), "{t}");

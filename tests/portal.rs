@@ -47,14 +47,7 @@ async fn login_search_and_logout() {
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login?next=%2Fsearch%3Fq%3Dferie");
-    let html = client
-        .get(portal.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = portal.text(&client, "/login").await;
     for needle in [
         "<html lang=\"da\">",
         "<label for=\"username\">",
@@ -91,28 +84,22 @@ async fn login_search_and_logout() {
     let token = portal
         .csrf(&client, "/login?next=%2Fsearch%3Fq%3Dferie")
         .await;
-    let r = client
-        .post(portal.url("/login"))
-        .form(&[
-            ("username", "Lars"),
-            ("password", PASSWORD),
-            ("csrf", &token),
-            ("next", "/search?q=ferie"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &client,
+            "/login",
+            &[
+                ("username", "Lars"),
+                ("password", PASSWORD),
+                ("csrf", &token),
+                ("next", "/search?q=ferie"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/search?q=ferie");
 
-    let html = client
-        .get(portal.url("/search?q=ferie"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = portal.text(&client, "/search?q=ferie").await;
     assert!(html.contains("Ferie og feriefridage"), "{html}");
     assert!(html.contains("<mark>"), "snippets highlight the terms");
     assert!(html.contains("Logget ind som Lars Ærenlund"));
@@ -128,17 +115,11 @@ async fn login_search_and_logout() {
     // Logout ends the session on the server: the old cookie is worthless afterwards.
     let cookie = session_cookie(&portal, &client).await;
     let token = portal.csrf(&client, "/").await;
-    let r = client
-        .post(portal.url("/logout"))
-        .form(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(&client, "/logout", &[("csrf", token.as_str())])
+        .await;
     assert_eq!(r.status(), 303);
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let replay = common::raw_client();
     let r = replay
         .get(portal.url("/api/v1/me"))
         .header("cookie", format!("samle_session={cookie}"))
@@ -156,12 +137,9 @@ async fn login_search_and_logout() {
 /// client's cookie store is not public, so log in a second client by hand instead.
 async fn session_cookie(portal: &Portal, _client: &reqwest::Client) -> String {
     // Log in afresh with a raw client to see the Set-Cookie header.
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let raw = common::raw_client();
     let r = raw.get(portal.url("/login")).send().await.unwrap();
-    let pre = cookie_value(&r, "samle_session").expect("login page sets a session");
+    let pre = common::set_cookie_value(&r, "samle_session").expect("login page sets a session");
     let html = r.text().await.unwrap();
     let token = common::csrf_in(&html).unwrap();
     let r = raw
@@ -216,21 +194,6 @@ async fn session_cookie(portal: &Portal, _client: &reqwest::Client) -> String {
         .unwrap();
     assert_eq!(r.status(), 303);
     post
-}
-
-fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|l| l.starts_with(&format!("{name}=")))
-        .map(|l| {
-            l[name.len() + 1..]
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
 }
 
 #[tokio::test]
@@ -381,16 +344,17 @@ async fn security_headers_csrf_and_errors() {
     assert!(h.contains_key("x-request-id"));
 
     // A form without the session's token is refused, and so is a cross-site post.
-    let r = client
-        .post(portal.url("/login"))
-        .form(&[
-            ("username", "lars"),
-            ("password", PASSWORD),
-            ("csrf", "forged"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &client,
+            "/login",
+            &[
+                ("username", "lars"),
+                ("password", PASSWORD),
+                ("csrf", "forged"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     let token = portal.csrf(&client, "/login").await;
     let r = client
@@ -477,14 +441,7 @@ async fn security_headers_csrf_and_errors() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
-    let metrics = client
-        .get(portal.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = portal.text(&client, "/metrics").await;
     assert!(metrics.contains("samle_http_requests_total"), "{metrics}");
 }
 
@@ -501,14 +458,7 @@ async fn script_in_content_and_queries_renders_inert() {
     let config = common::file_share_config(dir.path(), &root, "");
     let portal = Portal::start(&config, &dir.path().join("data"));
     let mette = portal.login("mette").await;
-    let html = mette
-        .get(portal.url("/search?q=%3Cscript%3Eferieplan"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = portal.text(&mette, "/search?q=%3Cscript%3Eferieplan").await;
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<img src=x"), "{html}");
     assert!(html.contains("&lt;script&gt;"), "escaped, still readable");
@@ -533,12 +483,13 @@ async fn the_ui_speaks_english_on_request() {
 
     // The switch stores the choice in a cookie and wins over the browser's language.
     let token = common::csrf_in(&html).unwrap();
-    let r = client
-        .post(portal.url("/lang"))
-        .form(&[("lang", "da"), ("csrf", token.as_str()), ("next", "/login")])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &client,
+            "/lang",
+            &[("lang", "da"), ("csrf", token.as_str()), ("next", "/login")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
     let html = client
@@ -553,16 +504,17 @@ async fn the_ui_speaks_english_on_request() {
     assert!(html.contains("Brugernavn"));
     // An open redirect through `next` is refused.
     let token = common::csrf_in(&html).unwrap();
-    let r = client
-        .post(portal.url("/lang"))
-        .form(&[
-            ("lang", "en"),
-            ("csrf", token.as_str()),
-            ("next", "//evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &client,
+            "/lang",
+            &[
+                ("lang", "en"),
+                ("csrf", token.as_str()),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
     assert_eq!(r.headers()["location"], "/");
 }
 
@@ -666,14 +618,7 @@ async fn wait_for_source_page(
 ) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let page = client
-            .get(portal.url(&format!("/admin/sources/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = portal.text(client, &format!("/admin/sources/{id}")).await;
         if done(&page) {
             return page;
         }
@@ -755,31 +700,26 @@ async fn the_sources_page_shows_every_source_and_runs_a_sync_on_request() {
         assert_eq!(r.status(), 403, "POST with {form:?}");
     }
     // An unknown source: 404.
-    let r = anna
-        .post(portal.url("/admin/sources/findes-ikke/sync"))
-        .form(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &anna,
+            "/admin/sources/findes-ikke/sync",
+            &[("csrf", token.as_str())],
+        )
+        .await;
     assert_eq!(r.status(), 404);
 
-    let r = anna
-        .post(portal.url("/admin/sources/it-hjaelp/sync"))
-        .form(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = portal
+        .post_form(
+            &anna,
+            "/admin/sources/it-hjaelp/sync",
+            &[("csrf", token.as_str())],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(location, "/admin/sources/it-hjaelp?notice=started");
-    let after = anna
-        .get(portal.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = portal.text(&anna, &location).await;
     assert!(after.contains("role=\"status\""), "no notice: {after}");
 
     // The run shows in the history (it runs in the background: wait for it).

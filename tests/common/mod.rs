@@ -98,16 +98,31 @@ impl Portal {
             .unwrap()
     }
 
-    /// Fetches a page and returns the CSRF token in its forms.
-    pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
-        let html = client
+    /// Fetches a page's body as text.
+    pub async fn text(&self, client: &reqwest::Client, path: &str) -> String {
+        client
             .get(self.url(path))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Posts a form.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client.post(self.url(path)).form(form).send().await.unwrap()
+    }
+
+    /// Fetches a page and returns the CSRF token in its forms.
+    pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
+        let html = self.text(client, path).await;
         csrf_in(&html).unwrap_or_else(|| panic!("no csrf token on {path}: {html}"))
     }
 

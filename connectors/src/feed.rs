@@ -13,6 +13,7 @@
 //! text), so neither XXE nor "billion laughs" can do harm.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,8 +97,9 @@ struct Item {
 }
 
 impl Feed {
-    /// Validates the parameters; the feed is not contacted until `check` or `run`.
-    pub fn new(params: &FeedParams) -> Result<Self, ConnectorError> {
+    /// Validates the parameters; the feed is not contacted until `check` or `run`. A relative
+    /// `http.ca_file` is resolved against `base_dir`.
+    pub fn new(params: &FeedParams, base_dir: &Path) -> Result<Self, ConnectorError> {
         let url = Url::parse(params.url.trim())
             .map_err(|e| ConnectorError::Config(format!("feed url {:?}: {e}", params.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -147,7 +149,7 @@ impl Feed {
             .language
             .as_deref()
             .and_then(extract::primary_language);
-        let client = Arc::new(HttpClient::new(&params.http, &url)?);
+        let client = Arc::new(HttpClient::in_dir(&params.http, &url, base_dir)?);
         let mut limits = Limits::default();
         if let Some(max) = params.http.max_response_bytes {
             limits.max_file_bytes = max;
@@ -194,6 +196,7 @@ impl Feed {
             acl: self.access.clone(),
             tags: item.tags,
             fingerprint: Some(item.fingerprint),
+            properties: Default::default(),
         };
         if !self.full_text {
             return Ok(doc);

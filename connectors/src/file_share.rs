@@ -628,6 +628,7 @@ impl Inner {
             acl: derived.acl,
             tags: derived.tags,
             fingerprint: Some(fingerprint),
+            properties: Default::default(),
         }))
     }
 

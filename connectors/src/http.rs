@@ -1,24 +1,32 @@
 //! The HTTP behaviour every web connector shares: user agent, timeouts, retries with capped
 //! exponential back-off, `Retry-After` on 429 and 503, per-host politeness, a response size cap
 //! enforced while the body streams in, gzip, redirects only to allowed hosts, credentials from
-//! the environment, and conditional requests.
+//! the environment (HTTP Basic, a bearer token, or cookies), a cookie jar for APIs that log in
+//! (MediaWiki's bot passwords), conditional requests, and counters of requests and bytes for
+//! the benchmarks.
 //!
 //! Link-local addresses (169.254.0.0/16, fe80::/10, where cloud metadata services live) are
 //! refused always: as a URL's literal host, after a redirect, and after name resolution, so a
 //! host name that resolves to a metadata address does not get through either.
 //!
 //! TLS is rustls with the ring provider, the one crypto provider of the whole binary, and the
-//! system's root certificates.
+//! system's root certificates, or the organisation's own CA from `ca_file` (intranet servers
+//! often carry certificates from an internal CA).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use reqwest::cookie::Jar;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{StatusCode, redirect};
+use reqwest::{Method, StatusCode, redirect};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::time::Instant;
@@ -70,6 +78,13 @@ pub struct HttpParams {
     pub password_env: Option<String>,
     /// The environment variable holding a bearer token.
     pub token_env: Option<String>,
+    /// The environment variable holding cookies to send to the source's host, as a browser's
+    /// `Cookie` header writes them (`"name=value; other=value"`), for portals behind a single
+    /// sign-on cookie.
+    pub cookie_env: Option<String>,
+    /// A PEM file of CA certificates to trust instead of the system's, for servers with
+    /// certificates from the organisation's own CA. Relative to the configuration file.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Parses durations such as `"500ms"`, `"30s"`, `"10m"`, `"2h"` and `"365d"`.
@@ -184,6 +199,8 @@ pub struct Fetched {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub content_type: Option<String>,
+    /// Every response header, for APIs that page with them (`X-WP-TotalPages`, `Link`).
+    pub headers: HeaderMap,
 }
 
 impl Fetched {
@@ -210,9 +227,20 @@ struct HostGate {
     next_start: AsyncMutex<Instant>,
 }
 
+/// What a client has sent and received so far (the benchmarks report these).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Response body bytes received (after gzip is undone, as the extractors see them).
+    pub bytes: u64,
+}
+
 /// An HTTP client with the shared behaviour; cheap to share behind an `Arc`.
 pub struct HttpClient {
     client: reqwest::Client,
+    requests: AtomicU64,
+    bytes: AtomicU64,
     allowed: Arc<HashSet<String>>,
     auth: Option<Auth>,
     retries: u32,
@@ -234,15 +262,29 @@ impl fmt::Debug for HttpClient {
 
 impl HttpClient {
     /// Builds a client whose requests may go to `source`'s host and the configured
-    /// `allowed_hosts`. Credentials are read from the process environment.
+    /// `allowed_hosts`. Credentials are read from the process environment; a relative
+    /// `ca_file` is resolved against the working directory.
     pub fn new(params: &HttpParams, source: &Url) -> Result<Self, ConnectorError> {
-        Self::with_env(params, source, |name| std::env::var(name).ok())
+        Self::with_env(params, source, Path::new("."), |name| {
+            std::env::var(name).ok()
+        })
     }
 
-    /// As [`HttpClient::new`], reading environment variables through `env`.
+    /// As [`HttpClient::new`], resolving a relative `ca_file` against `base_dir` (the
+    /// configuration file's folder).
+    pub fn in_dir(
+        params: &HttpParams,
+        source: &Url,
+        base_dir: &Path,
+    ) -> Result<Self, ConnectorError> {
+        Self::with_env(params, source, base_dir, |name| std::env::var(name).ok())
+    }
+
+    /// As [`HttpClient::in_dir`], reading environment variables through `env`.
     pub fn with_env(
         params: &HttpParams,
         source: &Url,
+        base_dir: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConnectorError> {
         let connect_timeout = duration_param(
@@ -290,6 +332,26 @@ impl HttpClient {
         let allowed = Arc::new(allowed);
 
         let auth = auth(params, &env)?;
+        // One jar per client: cookies from `cookie_env` for the source's host, and whatever an
+        // API login sets (MediaWiki keeps its session in cookies).
+        let jar = Arc::new(Jar::default());
+        if let Some(name) = &params.cookie_env {
+            let value = env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "http cookie_env: environment variable {name} is not set or empty"
+                ))
+            })?;
+            for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                if !pair.contains('=') {
+                    return Err(ConnectorError::Config(format!(
+                        "http cookie_env: {name} holds {:?}, which is not a name=value cookie",
+                        pair.split('=').next().unwrap_or_default()
+                    )));
+                }
+                jar.add_cookie_str(pair, source);
+            }
+        }
+        let ca_file = params.ca_file.as_ref().map(|file| base_dir.join(file));
 
         let policy_allowed = Arc::clone(&allowed);
         let policy = redirect::Policy::custom(move |attempt| {
@@ -310,7 +372,8 @@ impl HttpClient {
         });
 
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
+            .use_preconfigured_tls(tls_config(ca_file.as_deref())?)
+            .cookie_provider(jar)
             .user_agent(USER_AGENT)
             .connect_timeout(connect_timeout)
             .timeout(timeout)
@@ -322,6 +385,8 @@ impl HttpClient {
 
         Ok(Self {
             client,
+            requests: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             allowed,
             auth,
             retries: params.retries.unwrap_or(DEFAULT_RETRIES),
@@ -359,7 +424,6 @@ impl HttpClient {
         etag: Option<&str>,
         last_modified: Option<&str>,
     ) -> Result<Fetch, HttpError> {
-        self.check(url)?;
         let mut headers = HeaderMap::new();
         if let Some(value) = etag.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(header::IF_NONE_MATCH, value);
@@ -367,6 +431,45 @@ impl HttpClient {
         if let Some(value) = last_modified.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(header::IF_MODIFIED_SINCE, value);
         }
+        self.send(Method::GET, url, headers, None).await
+    }
+
+    /// POST `form` URL-encoded to `url` (an API's login or a query too long for a URL),
+    /// with the same host rules, politeness, retries and size cap as a GET.
+    pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Fetched, HttpError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        match self.send(Method::POST, url, headers, Some(body)).await? {
+            Fetch::Fetched(fetched) => Ok(fetched),
+            Fetch::NotModified => Err(HttpError::Refused {
+                url: url.to_string(),
+                reason: "answered 304 to a POST".to_owned(),
+            }),
+        }
+    }
+
+    /// Requests sent and bytes received so far.
+    pub fn stats(&self) -> HttpStats {
+        HttpStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: Option<String>,
+    ) -> Result<Fetch, HttpError> {
+        self.check(url)?;
         let gate = self.gate(url);
         let _permit = gate
             .permits
@@ -380,7 +483,14 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             self.wait_turn(&gate).await;
-            let mut request = self.client.get(url.clone()).headers(headers.clone());
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
             request = match &self.auth {
                 Some(Auth::Basic { user, password }) => request.basic_auth(user, Some(password)),
                 Some(Auth::Bearer(token)) => request.bearer_auth(token),
@@ -417,8 +527,10 @@ impl HttpClient {
                 }
                 Err(e) => {
                     let error = transport_error(url, &e);
+                    // A refused certificate will be refused again: not worth a retry.
                     let retryable = (e.is_connect() || e.is_timeout() || e.is_request())
                         && !e.is_redirect()
+                        && !is_tls_refusal(&e)
                         && !matches!(error, HttpError::RedirectRefused { .. });
                     if !retryable || attempt >= self.retries {
                         return Err(error);
@@ -454,6 +566,7 @@ impl HttpClient {
         let etag = header_value(header::ETAG);
         let last_modified = header_value(header::LAST_MODIFIED);
         let content_type = header_value(header::CONTENT_TYPE);
+        let headers = response.headers().clone();
         let final_url = response.url().clone();
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -461,6 +574,10 @@ impl HttpClient {
             .await
             .map_err(|e| transport_error(url, &e))?
         {
+            self.bytes.fetch_add(
+                u64::try_from(chunk.len()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
                 return Err(too_large());
             }
@@ -472,6 +589,7 @@ impl HttpClient {
             etag,
             last_modified,
             content_type,
+            headers,
         })
     }
 
@@ -545,6 +663,23 @@ fn transport_error(url: &Url, e: &reqwest::Error) -> HttpError {
         url: url.to_string(),
         reason: error_chain(e),
     }
+}
+
+/// Whether rustls refused the connection (an unknown CA, a wrong name, an expired
+/// certificate) somewhere in the error's causes.
+fn is_tls_refusal(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // hyper wraps the TLS error in I/O errors, whose `source` skips the wrapped error.
+        source = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => cause.source(),
+        };
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -647,21 +782,18 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
-/// The rustls configuration with the ring provider and the system's roots (read once).
-fn tls_config() -> Result<rustls::ClientConfig, ConnectorError> {
+/// The rustls configuration with the ring provider, and the CA certificates of `ca_file` or
+/// else the system's roots (read once).
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ConnectorError> {
     static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
-    let roots = ROOTS.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        let loaded = rustls_native_certs::load_native_certs();
-        for error in &loaded.errors {
-            warn!(%error, "cannot read a system root certificate");
+    let own_roots;
+    let roots = match ca_file {
+        Some(path) => {
+            own_roots = Arc::new(ca_roots(path)?);
+            &own_roots
         }
-        let (_added, ignored) = roots.add_parsable_certificates(loaded.certs);
-        if ignored > 0 {
-            debug!(ignored, "system root certificates ignored");
-        }
-        Arc::new(roots)
-    });
+        None => ROOTS.get_or_init(system_roots),
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -671,6 +803,40 @@ fn tls_config() -> Result<rustls::ClientConfig, ConnectorError> {
     .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+fn system_roots() -> Arc<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let loaded = rustls_native_certs::load_native_certs();
+    for error in &loaded.errors {
+        warn!(%error, "cannot read a system root certificate");
+    }
+    let (_added, ignored) = roots.add_parsable_certificates(loaded.certs);
+    if ignored > 0 {
+        debug!(ignored, "system root certificates ignored");
+    }
+    Arc::new(roots)
+}
+
+/// The certificates of a PEM file, each one required to be usable.
+fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, ConnectorError> {
+    let error = |message: String| {
+        ConnectorError::Config(format!("http ca_file {}: {message}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(error("it holds no PEM certificate".to_owned()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| error(format!("unusable certificate ({e})")))?;
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]

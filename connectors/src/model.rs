@@ -1,5 +1,7 @@
 //! The document model every connector emits. `src/` converts it into the index's own type.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,10 @@ pub struct Document {
     pub tags: Vec<String>,
     /// Opaque change marker, handed back through `KnownDocs` on the next run.
     pub fingerprint: Option<String>,
+    /// Structured facts shown beside the text, such as a person's `phone`, `mail`,
+    /// `department` and `manager`. Stored for display; searched only through `body`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
 }
 
 /// One event of a connector run.

@@ -50,7 +50,7 @@ pub fn build(
             let params = params.feed.as_ref().ok_or_else(|| {
                 ConnectorError::Config("kind \"feed\" needs a [sources.feed] table".to_owned())
             })?;
-            Ok(Box::new(Feed::new(params)?))
+            Ok(Box::new(Feed::new(params, base_dir)?))
         }
         other => Err(ConnectorError::Config(format!(
             "unknown connector kind {other:?}; known kinds: {}",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use samle_connectors::{Change, ChangeSink, Connector, ConnectorError, RunContext};
 use tokio::sync::mpsc;
+use url::Url;
 
 /// The bytes of a committed fixture.
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -137,4 +138,80 @@ pub fn is_unchanged(change: &Change) -> bool {
 
 pub fn is_failed(change: &Change) -> bool {
     matches!(change, Change::Failed { .. })
+}
+
+/// An HTTPS server on 127.0.0.1 whose certificate comes from a CA made for it.
+pub struct TlsServer {
+    /// `https://127.0.0.1:PORT/`
+    pub url: Url,
+    /// The test CA's certificate, for `http.ca_file`.
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Serves `router` over HTTPS (HTTP/1.1 and HTTP/2) on 127.0.0.1 with a certificate for
+/// `127.0.0.1` and `localhost`, issued by a fresh test CA written to `ca_file`.
+pub async fn serve_tls(router: axum::Router) -> TlsServer {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Samle test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: not an error here.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    TlsServer {
+        url: Url::parse(&format!("https://{addr}/")).unwrap(),
+        ca_file,
+        _dir: dir,
+    }
 }

@@ -423,3 +423,130 @@ fn bad_http_parameters_are_config_errors() {
         assert!(err.is_config(), "{err}");
     }
 }
+
+#[tokio::test]
+async fn https_with_the_organisations_ca() {
+    let router = Router::new().route("/", get(|| async { "over tls" }));
+    let server = crate::common::serve_tls(router).await;
+
+    let trusted = HttpParams {
+        ca_file: Some(server.ca_file.clone()),
+        ..fast_params()
+    };
+    let client = HttpClient::new(&trusted, &server.url).unwrap();
+    let fetched = client.get(&server.url).await.unwrap();
+    assert_eq!(fetched.body, b"over tls");
+
+    // Without the CA the system roots do not know the certificate: a clear refusal, and no
+    // retries (it would be refused again).
+    let client = HttpClient::new(&fast_params(), &server.url).unwrap();
+    let err = client.get(&server.url).await.unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(client.stats().requests, 1);
+
+    // A CA file that is missing or not PEM is a configuration error naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    for path in [dir.path().join("missing.pem"), not_pem] {
+        let params = HttpParams {
+            ca_file: Some(path.clone()),
+            ..fast_params()
+        };
+        let err = HttpClient::new(&params, &server.url).unwrap_err();
+        assert!(err.is_config(), "{err}");
+        assert!(err.to_string().contains("ca_file"), "{err}");
+    }
+
+    // Relative to the configuration's folder.
+    let params = HttpParams {
+        ca_file: Some("ca.pem".into()),
+        ..fast_params()
+    };
+    let client =
+        HttpClient::in_dir(&params, &server.url, server.ca_file.parent().unwrap()).unwrap();
+    assert_eq!(client.get(&server.url).await.unwrap().body, b"over tls");
+}
+
+#[tokio::test]
+async fn cookies_from_the_environment_and_from_a_login() {
+    let router = Router::new()
+        .route(
+            "/",
+            get(|headers: HeaderMap| async move {
+                headers
+                    .get(header::COOKIE)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/login",
+            axum::routing::post(|body: String| async move {
+                assert_eq!(body, "user=bot&password=s%C3%A6t+%26+hemmelig");
+                (
+                    [(header::SET_COOKIE, "session=abc123; Path=/; HttpOnly")],
+                    "logged in",
+                )
+            }),
+        );
+    let addr = serve(router).await;
+
+    // The variable is read through `with_env`: tests must not change the process environment.
+    let params = HttpParams {
+        cookie_env: Some("SAMLE_TEST_COOKIE".to_owned()),
+        ..fast_params()
+    };
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let client = HttpClient::with_env(&params, &base, std::path::Path::new("."), |name| {
+        (name == "SAMLE_TEST_COOKIE").then(|| "sso=tok; lang=da".to_owned())
+    })
+    .unwrap();
+    let sent = String::from_utf8(client.get(&base).await.unwrap().body).unwrap();
+    assert!(
+        sent.contains("sso=tok") && sent.contains("lang=da"),
+        "{sent}"
+    );
+
+    // An unset variable or a value that is no cookie is a configuration error.
+    let err =
+        HttpClient::with_env(&params, &base, std::path::Path::new("."), |_| None).unwrap_err();
+    assert!(err.to_string().contains("SAMLE_TEST_COOKIE"), "{err}");
+    let err = HttpClient::with_env(&params, &base, std::path::Path::new("."), |_| {
+        Some("just-a-token".to_owned())
+    })
+    .unwrap_err();
+    assert!(err.is_config(), "{err}");
+
+    // A cookie set by a login answer is sent with the requests after it.
+    let (client, base) = make_client(addr, &fast_params());
+    let login = client
+        .post_form(
+            &base.join("login").unwrap(),
+            &[("user", "bot"), ("password", "sæt & hemmelig")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(login.body, b"logged in");
+    let sent = String::from_utf8(client.get(&base).await.unwrap().body).unwrap();
+    assert_eq!(sent, "session=abc123");
+}
+
+#[tokio::test]
+async fn response_headers_and_counters() {
+    let router = Router::new().route(
+        "/",
+        get(|| async { ([("x-wp-totalpages", "3")], "0123456789") }),
+    );
+    let addr = serve(router).await;
+    let (client, base) = make_client(addr, &fast_params());
+    assert_eq!(client.stats().requests, 0);
+    let fetched = client.get(&base).await.unwrap();
+    assert_eq!(fetched.headers["x-wp-totalpages"], "3");
+    client.get(&base).await.unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.bytes), (2, 20));
+}

@@ -27,6 +27,7 @@ use crate::error::ConnectorError;
 use crate::extract::{self, Format, Limits, normalise_whitespace, one_line};
 use crate::http::{Fetch, HttpClient, HttpParams, parse_duration};
 use crate::model::{Change, Document};
+use crate::params;
 
 /// Bump when the conversion of items changes enough to re-emit every item once.
 const CONVERSION_VERSION: u32 = 1;
@@ -115,35 +116,10 @@ impl Feed {
                 ))
             })?,
         };
-        let access = params
-            .access
-            .iter()
-            .map(|p| {
-                let p = p.trim();
-                if p.is_empty() {
-                    Err(ConnectorError::Config(
-                        "empty principal in feed access".to_owned(),
-                    ))
-                } else {
-                    Ok(p.to_owned())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let access = params::principals(&params.access, "feed access")?;
         let kind = match params.kind.as_deref() {
             None => DEFAULT_KIND.to_owned(),
-            Some(kind)
-                if !kind.is_empty()
-                    && kind
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
-            {
-                kind.to_owned()
-            }
-            Some(kind) => {
-                return Err(ConnectorError::Config(format!(
-                    "feed kind {kind:?} must be lowercase letters a-z, digits and -, such as \"news\""
-                )));
-            }
+            Some(kind) => params::document_kind(kind, "feed", DEFAULT_KIND)?,
         };
         let language = params
             .language

@@ -33,6 +33,7 @@ use crate::connector::{Connector, KnownDocs, RunContext};
 use crate::error::ConnectorError;
 use crate::extract::{self, ExtractError, Extracted, Format, Limits};
 use crate::model::{Change, Document};
+use crate::params;
 
 /// Bump when extraction changes in a way worth re-extracting every file for: it is part of each
 /// fingerprint, so the next run re-reads everything once.
@@ -154,11 +155,11 @@ impl FileShare {
             .map(|rule| {
                 Ok(AccessRule {
                     path: rule.path.clone(),
-                    principals: principals(&rule.principals, "access")?,
+                    principals: params::principals(&rule.principals, "access")?,
                 })
             })
             .collect::<Result<Vec<_>, ConnectorError>>()?;
-        let default_access = principals(&params.default_access, "default_access")?;
+        let default_access = params::principals(&params.default_access, "default_access")?;
 
         let mut limits = Limits::default();
         if let Some(max) = params.max_file_bytes {
@@ -179,7 +180,7 @@ impl FileShare {
             .map(str::to_ascii_lowercase);
         let kind = match params.kind.as_deref() {
             None => DEFAULT_KIND.to_owned(),
-            Some(kind) => document_kind(kind)?,
+            Some(kind) => params::document_kind(kind, "file-share", "news")?,
         };
 
         Ok(Self {
@@ -866,37 +867,6 @@ fn glob(pattern: &str, field: &str) -> Result<globset::Glob, ConnectorError> {
         .backslash_escape(true)
         .build()
         .map_err(|e| ConnectorError::Config(format!("invalid glob {pattern:?} in {field}: {e}")))
-}
-
-/// Validates a configured document kind: lowercase ASCII letters, digits and `-`.
-fn document_kind(kind: &str) -> Result<String, ConnectorError> {
-    let valid = !kind.is_empty()
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if valid {
-        Ok(kind.to_owned())
-    } else {
-        Err(ConnectorError::Config(format!(
-            "file-share kind {kind:?} must be lowercase letters a-z, digits and -, such as \"news\""
-        )))
-    }
-}
-
-fn principals(values: &[String], field: &str) -> Result<Vec<String>, ConnectorError> {
-    values
-        .iter()
-        .map(|value| {
-            let value = value.trim();
-            if value.is_empty() {
-                Err(ConnectorError::Config(format!(
-                    "empty principal in {field}"
-                )))
-            } else {
-                Ok(value.to_owned())
-            }
-        })
-        .collect()
 }
 
 /// Validates `url_prefix` and makes it end with `/` so that the path joins cleanly. Only

@@ -13,6 +13,9 @@ use crate::connector::Connector;
 use crate::error::ConnectorError;
 use crate::feed::{Feed, FeedParams};
 use crate::file_share::{FileShare, FileShareParams};
+use crate::mediawiki::{MediaWiki, MediaWikiParams};
+use crate::website::{Website, WebsiteParams};
+use crate::wordpress::{WordPress, WordPressParams};
 
 /// The parameters of every connector kind; only the table matching the source's `kind` is used.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -22,10 +25,16 @@ pub struct ConnectorParams {
     pub file_share: Option<FileShareParams>,
     #[serde(rename = "feed")]
     pub feed: Option<FeedParams>,
+    #[serde(rename = "mediawiki")]
+    pub mediawiki: Option<MediaWikiParams>,
+    #[serde(rename = "wordpress")]
+    pub wordpress: Option<WordPressParams>,
+    #[serde(rename = "website")]
+    pub website: Option<WebsiteParams>,
 }
 
 /// Every kind [`build`] knows, as written in the configuration.
-pub const KINDS: &[&str] = &["file-share", "feed"];
+pub const KINDS: &[&str] = &["file-share", "feed", "website", "wordpress", "mediawiki"];
 
 /// Builds the connector for `kind` from its parameters.
 ///
@@ -51,6 +60,30 @@ pub fn build(
                 ConnectorError::Config("kind \"feed\" needs a [sources.feed] table".to_owned())
             })?;
             Ok(Box::new(Feed::new(params, base_dir)?))
+        }
+        "mediawiki" => {
+            let params = params.mediawiki.as_ref().ok_or_else(|| {
+                ConnectorError::Config(
+                    "kind \"mediawiki\" needs a [sources.mediawiki] table".to_owned(),
+                )
+            })?;
+            Ok(Box::new(MediaWiki::new(params, base_dir)?))
+        }
+        "wordpress" => {
+            let params = params.wordpress.as_ref().ok_or_else(|| {
+                ConnectorError::Config(
+                    "kind \"wordpress\" needs a [sources.wordpress] table".to_owned(),
+                )
+            })?;
+            Ok(Box::new(WordPress::new(params, base_dir)?))
+        }
+        "website" => {
+            let params = params.website.as_ref().ok_or_else(|| {
+                ConnectorError::Config(
+                    "kind \"website\" needs a [sources.website] table".to_owned(),
+                )
+            })?;
+            Ok(Box::new(Website::new(params, base_dir)?))
         }
         other => Err(ConnectorError::Config(format!(
             "unknown connector kind {other:?}; known kinds: {}",

@@ -413,7 +413,7 @@ fn the_example_configuration_builds() {
     let text = std::fs::read_to_string(&path).unwrap();
     let value: toml::Table = toml::from_str(&text).unwrap();
     let sources = value["sources"].as_array().unwrap();
-    assert_eq!(sources.len(), 3);
+    assert_eq!(sources.len(), 4);
     for source in sources {
         assert_eq!(source["kind"].as_str(), Some("feed"));
         let mut table = toml::Table::new();

@@ -16,6 +16,12 @@ mod file_share;
 #[cfg(test)]
 mod http;
 #[cfg(test)]
+mod mediawiki;
+#[cfg(test)]
 mod memory;
 #[cfg(test)]
 mod registry;
+#[cfg(test)]
+mod website;
+#[cfg(test)]
+mod wordpress;

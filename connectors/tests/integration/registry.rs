@@ -91,7 +91,10 @@ fn configuration_mistakes_are_named() {
             "got {message:?}, expected {expected:?}"
         );
     }
-    assert_eq!(KINDS, ["file-share", "feed"]);
+    assert_eq!(
+        KINDS,
+        ["file-share", "feed", "website", "wordpress", "mediawiki"]
+    );
 }
 
 #[test]

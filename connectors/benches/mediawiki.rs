@@ -1,0 +1,164 @@
+//! The MediaWiki connector against the tests' Action API fixture on 127.0.0.1, with 3,000
+//! pages of realistic size (rendered HTML with sections, lists, a navigation box and
+//! categories, 4–8 KB each) in the main and help namespaces: a full sync, an unchanged re-sync
+//! (the first run's fingerprints and cursor: recent changes only), then separately a listing
+//! without a cursor (fingerprints only, as after an expired cursor) and a re-sync after 10
+//! edits.
+//!
+//! `cargo bench -p samle-connectors --bench mediawiki` prints the table; it asserts nothing.
+
+// A benchmark binary: a failed step should stop it loudly (the fixture unwraps).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::Prose;
+
+#[path = "../tests/integration/mediawiki/fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+
+use std::path::Path;
+use std::time::Duration;
+
+use samle_connectors::{ConnectorParams, MediaWiki};
+
+use self::fixture::{API_PATH, Wiki, router};
+
+const PAGES: usize = 3_000;
+/// Every tenth page is a help page (namespace 12).
+const HELP_EVERY: usize = 10;
+
+/// Rendered wiki content of 4–8 KB: an introduction, four or more sections (so the wiki
+/// adds a table of contents and edit links), a list, a link and a navigation box.
+fn content(rng: &mut Prose) -> String {
+    let mut html = format!("<p>{}</p>\n", rng.paragraph(4..8));
+    for section in 0..(4 + rng.below(3)) {
+        html.push_str(&format!("<h2>{}</h2>\n", rng.sentence(3)));
+        html.push_str(&format!("<p>{}</p>\n", rng.paragraph(4..8)));
+        if section == 1 {
+            html.push_str("<ul>");
+            for _ in 0..4 {
+                html.push_str(&format!(
+                    "<li><a href=\"/wiki/Personale\" title=\"Personale\">{}</a></li>",
+                    rng.sentence(5)
+                ));
+            }
+            html.push_str("</ul>\n");
+        }
+    }
+    html.push_str(
+        "<table class=\"navbox\"><tr><th>Personale</th><td><a href=\"/wiki/Ferie\">Ferie</a> · \
+         <a href=\"/wiki/L%C3%B8n\">Løn</a> · <a href=\"/wiki/Sygdom\">Sygdom</a></td></tr></table>",
+    );
+    html
+}
+
+fn big_wiki() -> Wiki {
+    let mut wiki = Wiki::new();
+    let mut rng = Prose::new(42);
+    let categories = ["Personale", "IT", "Økonomi", "Skole", "Teknik og miljø"];
+    for i in 0..PAGES {
+        let title = if i % HELP_EVERY == 0 {
+            format!("Hjælp:Vejledning {i}")
+        } else {
+            format!("{} {i}", rng.sentence(2).trim_end_matches('.'))
+        };
+        let category = categories[rng.below(categories.len())];
+        let content = content(&mut rng);
+        wiki.edit(
+            &title,
+            "Mette",
+            &content,
+            &[category, "hidden:Sider med kilder"],
+        );
+        wiki.advance(chrono::Duration::minutes(10));
+    }
+    wiki.advance(chrono::Duration::days(1));
+    wiki
+}
+
+fn connector(api: &str) -> MediaWiki {
+    let params: ConnectorParams = toml::from_str(&format!(
+        "[mediawiki]\napi = \"{api}\"\nnamespaces = [0, 12]\naccess = [\"authenticated\"]\n\
+         [mediawiki.http]\nmin_delay = \"0ms\"\n"
+    ))
+    .unwrap();
+    MediaWiki::new(params.mediawiki.as_ref().unwrap(), Path::new("/")).unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let shared = big_wiki().shared();
+    let (addr, counter) = support::serve_counted(router(shared.clone())).await;
+    shared.lock().unwrap().server = format!("http://{addr}");
+    let api = format!("http://{addr}{API_PATH}");
+    let mw = connector(&api);
+
+    let full = support::measure(&mw, None, Some(&counter)).await;
+    let resync = support::measure_resync(&mw, &full, Some(&counter), 5).await;
+    support::report(
+        "mediawiki (Action API, main and help namespaces)",
+        PAGES,
+        &full,
+        &resync,
+    );
+
+    // No cursor (an expired one, or new namespaces): every page is listed, none is rendered.
+    let without_cursor = support::Measured {
+        elapsed: Duration::ZERO,
+        requests: 0,
+        bytes: 0,
+        upserts: 0,
+        unchanged: 0,
+        deleted: 0,
+        failed: 0,
+        cursor: None,
+        known: full.known.clone(),
+    };
+    let listing = support::measure(&mw, Some(&without_cursor), Some(&counter)).await;
+    // Ten pages edited since.
+    {
+        let mut wiki = shared.lock().unwrap();
+        let titles: Vec<String> = wiki
+            .pages
+            .values()
+            .step_by(97)
+            .take(10)
+            .map(|p| p.title.clone())
+            .collect();
+        for title in titles {
+            wiki.advance(chrono::Duration::minutes(1));
+            wiki.edit(&title, "Lars", "<p>Opdateret indhold.</p>", &["Personale"]);
+        }
+    }
+    let edited = support::measure(&mw, Some(&listing), Some(&counter)).await;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+    println!("| run | time ms | requests | bytes | upserted | unchanged |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, m) in [
+        ("listing without a cursor (fingerprints)", &listing),
+        ("re-sync after 10 edits", &edited),
+    ] {
+        println!(
+            "| {name} | {:.1} | {} | {} | {} | {} |",
+            ms(m.elapsed),
+            m.requests,
+            m.bytes,
+            m.upserts,
+            m.unchanged
+        );
+    }
+    println!(
+        "listing without a cursor / full sync: {:.2} % of requests, {:.2} % of bytes",
+        pct(listing.requests, full.requests),
+        pct(listing.bytes, full.bytes)
+    );
+    let stats = mw.http_stats();
+    println!(
+        "client counters over all runs: {} requests, {} bytes",
+        stats.requests, stats.bytes
+    );
+}

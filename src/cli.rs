@@ -85,6 +85,23 @@ pub struct BenchArgs {
     /// The folder whose words make up the corpus.
     #[arg(long, default_value = "config/demo/content")]
     pub words_from: PathBuf,
+    /// Measure the real server over HTTP with wrk instead: start-up, memory, latency and
+    /// queries/s of the JSON API and the search page, logged in (see docs/performance.md).
+    #[arg(long)]
+    pub http: bool,
+    /// With --http: how long wrk runs for each figure.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// With --http: the concurrent connections to measure at.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    pub clients: Vec<usize>,
+    /// With --http: how many times to start the server and measure (medians are printed).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Work in this folder and keep it, instead of a temporary one; a later --http run with
+    /// the same corpus and --docs reuses the index built there.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +200,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 queries: args.queries,
                 words_from: args.words_from.clone(),
                 corpus: args.corpus.clone(),
+                http: args.http.then(|| crate::bench::HttpOptions {
+                    duration: args.duration,
+                    clients: args.clients.clone(),
+                    runs: args.runs.max(1),
+                }),
+                work_dir: args.work_dir.clone(),
             })
             .await?;
             Ok(0)
@@ -478,15 +501,14 @@ async fn check(config: Config, user: Option<&str>) -> anyhow::Result<i32> {
             source.schedule.describe(),
             if source.enabled { "" } else { ", disabled" }
         );
-        let connector =
-            match samle_connectors::build(&source.kind, &source.params, &config.base_dir) {
-                Ok(c) => c,
-                Err(e) => {
-                    problems += 1;
-                    println!("✗ {label}: {e}");
-                    continue;
-                }
-            };
+        let connector = match crate::sources::build(&config, source) {
+            Ok(c) => c,
+            Err(e) => {
+                problems += 1;
+                println!("✗ {label}: {e}");
+                continue;
+            }
+        };
         match tokio::time::timeout(Duration::from_secs(30), connector.check()).await {
             Ok(Ok(notes)) => {
                 println!("✓ {label}");

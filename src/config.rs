@@ -174,6 +174,8 @@ pub struct SourceConfig {
     pub run_on_start: bool,
     pub max_delete_share: f64,
     pub params: ConnectorParams,
+    /// The `[sources.staff-directory]` table (a kind this crate builds, not the connectors').
+    pub staff_directory: Option<crate::directory::people::StaffDirectoryParams>,
 }
 
 /// When a source runs.
@@ -375,6 +377,11 @@ struct RawSource {
     #[serde(rename = "file-share")]
     file_share: Option<samle_connectors::file_share::FileShareParams>,
     feed: Option<samle_connectors::feed::FeedParams>,
+    mediawiki: Option<samle_connectors::mediawiki::MediaWikiParams>,
+    wordpress: Option<samle_connectors::wordpress::WordPressParams>,
+    website: Option<samle_connectors::website::WebsiteParams>,
+    #[serde(rename = "staff-directory")]
+    staff_directory: Option<crate::directory::people::StaffDirectoryParams>,
 }
 
 fn yes() -> bool {
@@ -561,13 +568,13 @@ impl Config {
                 ));
             }
             let kind = s.kind.get_ref().clone();
-            if !samle_connectors::KINDS.contains(&kind.as_str()) {
+            if !crate::sources::is_known_kind(&kind) {
                 return Err(ctx.at(
                     s.kind.span(),
                     &key("kind"),
                     format!(
                         "unknown connector kind `{kind}`; expected one of: {}",
-                        samle_connectors::KINDS.join(", ")
+                        crate::sources::known_kinds().join(", ")
                     ),
                 ));
             }
@@ -583,8 +590,22 @@ impl Config {
             let params = ConnectorParams {
                 file_share: s.file_share,
                 feed: s.feed,
+                mediawiki: s.mediawiki,
+                wordpress: s.wordpress,
+                website: s.website,
             };
-            let params = ctx.params(params, &kind, &key("kind"), s.kind.span())?;
+            // The binary's own kinds keep their table outside `ConnectorParams`.
+            let params = if crate::sources::KINDS.contains(&kind.as_str()) {
+                params
+            } else {
+                ctx.params(params, &kind, &key("kind"), s.kind.span())?
+            };
+            if kind == crate::directory::people::KIND {
+                let table = s.staff_directory.clone().unwrap_or_default();
+                table
+                    .validate()
+                    .map_err(|m| ctx.at(s.kind.span(), &key("staff-directory"), m))?;
+            }
             sources.push(SourceConfig {
                 name: s.name.unwrap_or_else(|| id.clone()),
                 id,
@@ -594,6 +615,7 @@ impl Config {
                 run_on_start: s.run_on_start,
                 max_delete_share,
                 params,
+                staff_directory: s.staff_directory,
             });
         }
 
@@ -1350,6 +1372,9 @@ impl ErrCtx<'_> {
         let present = match kind {
             "file-share" => params.file_share.is_some(),
             "feed" => params.feed.is_some(),
+            "mediawiki" => params.mediawiki.is_some(),
+            "wordpress" => params.wordpress.is_some(),
+            "website" => params.website.is_some(),
             _ => false,
         };
         if present {

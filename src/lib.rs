@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod session_store;
+pub mod sources;
 pub mod store;
 pub mod sync;
 pub mod web;

@@ -347,15 +347,12 @@ impl SyncEngine {
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<(RunCounts, Option<String>), (RunCounts, String)> {
         let mut counts = RunCounts::default();
-        let connector =
-            samle_connectors::build(&source.kind, &source.params, &self.config.base_dir).map_err(
-                |e| {
-                    (
-                        RunCounts::default(),
-                        format!("cannot start the connector: {e}"),
-                    )
-                },
-            )?;
+        let connector = crate::sources::build(&self.config, source).map_err(|e| {
+            (
+                RunCounts::default(),
+                format!("cannot start the connector: {e}"),
+            )
+        })?;
 
         let index = self.indexer.index().clone();
         let source_id = source.id.clone();
@@ -540,6 +537,7 @@ pub fn to_index_doc(source: &str, doc: Document) -> IndexDoc {
         acl: doc.acl,
         tags: doc.tags,
         fingerprint: doc.fingerprint,
+        properties: doc.properties,
     }
 }
 

@@ -628,6 +628,11 @@ async fn pages_pass_basic_accessibility_checks() {
     let pages = [
         ("/", portal.url("/")),
         ("/search?q=ferie", portal.url("/search?q=ferie")),
+        // The staff directory's person cards among the results.
+        (
+            "a search with a person card",
+            portal.url("/search?q=parkeringstilladelser+borgerservice"),
+        ),
         ("a document page", doc.clone()),
         ("a 404 page", missing.clone()),
     ];

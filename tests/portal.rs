@@ -242,8 +242,10 @@ async fn results_are_trimmed_to_what_each_user_may_see() {
     assert_eq!(f["total"], 0);
 
     // Department portal: Borgerservice staff and managers only.
-    let (_, a) = api(&portal, &anna, &q("parkeringstilladelser")).await;
-    let (_, m2) = api(&portal, &mette, &q("parkeringstilladelser")).await;
+    // (Within the source: the staff directory, visible to everybody, has Mette's card.)
+    let parking = format!("{}&source=borgerservice", q("parkeringstilladelser"));
+    let (_, a) = api(&portal, &anna, &parking).await;
+    let (_, m2) = api(&portal, &mette, &parking).await;
     assert_eq!(a["total"], 0, "anna is not in Borgerservice");
     assert!(m2["total"].as_u64().unwrap() >= 1);
 
@@ -569,6 +571,104 @@ async fn repeated_wrong_passwords_are_throttled_without_locking_out_for_long() {
     );
 }
 
+// ---- the staff directory -----------------------------------------------------------------------
+
+/// The demo's staff-directory source: a question about a responsibility in a department finds
+/// the person who has it, shown as a card with links to call and write, in both languages.
+#[tokio::test]
+async fn people_are_found_as_person_cards() {
+    let (portal, _data) = portal().await;
+    // Anna is in IT: she sees no Borgerservice documents, but every colleague.
+    let anna = portal.login("anna").await;
+    let search = format!("/search?{}", q("parkeringstilladelser borgerservice"));
+    let html = portal.text(&anna, &search).await;
+    for needle in [
+        "<li class=\"hit person\">",
+        ">Mette Sørensen</a>",
+        "<dl class=\"person-card\">",
+        "<dt>Stilling</dt><dd>Sagsbehandler</dd>",
+        "<dt>Afdeling</dt><dd>Borgerservice</dd>",
+        "<dt>Telefon</dt><dd><a href=\"tel:+4589401231\">+45 89 40 12 31</a></dd>",
+        "<a href=\"mailto:mette.sorensen@kommune.example\">mette.sorensen@kommune.example</a>",
+        "<dt>Nærmeste leder</dt><dd>Lars Ærenlund</dd>",
+        "<dt>Kontor</dt><dd>Rådhuset, Borgerservice, skranke 3</dd>",
+        "<mark>Parkeringstilladelser</mark>",
+        // The kind filter names people in the plural.
+        "Personer",
+    ] {
+        assert!(html.contains(needle), "{needle} missing: {html}");
+    }
+
+    let english = anna
+        .get(portal.url(&search))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "<html lang=\"en\">",
+        "<dt>Job title</dt><dd>Sagsbehandler</dd>",
+        "<dt>Phone</dt><dd><a href=\"tel:+4589401231\">",
+        "<dt>Email</dt>",
+        "<dt>Manager</dt><dd>Lars Ærenlund</dd>",
+        "People",
+    ] {
+        assert!(english.contains(needle), "{needle} missing: {english}");
+    }
+
+    // The person's own page shows the same card.
+    let link = html
+        .split("<li class=\"hit person\">")
+        .nth(1)
+        .and_then(|rest| rest.split("<a href=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let page = portal.text(&anna, &link).await;
+    for needle in [
+        "<h1 id=\"doc-title\">Mette Sørensen</h1>",
+        "<dl class=\"person-card\">",
+        "<a href=\"tel:+4589401231\">",
+        "<dt>Nærmeste leder</dt><dd>Lars Ærenlund</dd>",
+    ] {
+        assert!(page.contains(needle), "{needle} missing on {link}: {page}");
+    }
+
+    // The API carries the facts as `properties`.
+    let (status, v) = api(&portal, &anna, &q("parkeringstilladelser borgerservice")).await;
+    assert_eq!(status, 200);
+    let hits = v["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{v}");
+    let mette = &hits[0];
+    assert_eq!(mette["kind"], "person");
+    assert_eq!(mette["source"], "medarbejdere");
+    assert_eq!(mette["title"], "Mette Sørensen");
+    let p = &mette["properties"];
+    assert_eq!(p["phone"], "+45 89 40 12 31");
+    assert_eq!(p["mail"], "mette.sorensen@kommune.example");
+    assert_eq!(p["department"], "Borgerservice");
+    assert_eq!(p["title"], "Sagsbehandler");
+    assert_eq!(p["manager"], "Lars Ærenlund");
+    let kinds = v["facets"]["kind"].as_array().unwrap();
+    assert_eq!(kinds[0]["value"], "person");
+    assert_eq!(kinds[0]["label"], "Personer");
+
+    // Every active colleague is there; Peter, whose account is disabled, is not.
+    let (_, people) = api(&portal, &anna, "q=&kind=person&limit=50").await;
+    let names: Vec<&str> = people["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(people["total"], 5, "{names:?}");
+    assert!(!names.contains(&"Peter Holm"), "{names:?}");
+}
+
 // ---- the sources page (admin role) ----------------------------------------------------------
 
 /// Documents per source as `samle index stats` reports them.
@@ -638,7 +738,7 @@ async fn the_sources_page_shows_every_source_and_runs_a_sync_on_request() {
     let out = common::samle(&["--config", c, "--data-dir", d, "sync"]);
     assert!(out.status.success(), "{}", common::text(&out));
     let counts = index_counts(data.path());
-    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert_eq!(counts.len(), 6, "{counts:?}");
     let portal = Portal::serve(&config, data.path());
 
     // anna (admin) sees the link in the header and every source with its document count.
@@ -662,7 +762,7 @@ async fn the_sources_page_shows_every_source_and_runs_a_sync_on_request() {
         assert!(html.contains(needle), "{needle} missing: {html}");
     }
     let rows = source_rows(&html);
-    assert_eq!(rows.len(), 5, "{html}");
+    assert_eq!(rows.len(), 6, "{html}");
     for (id, n) in &counts {
         let (_, row) = rows
             .iter()
@@ -673,6 +773,9 @@ async fn the_sources_page_shows_every_source_and_runs_a_sync_on_request() {
             "{id} should show {n} documents: {row}"
         );
         assert!(row.contains("status-"), "{id}: no status: {row}");
+        // Synced moments ago on a 30-minute schedule: behind by seconds, not overdue.
+        assert!(row.contains("komplet pr."), "{id}: no 'behind by': {row}");
+        assert!(!row.contains("Forsinket"), "{id}: overdue: {row}");
     }
 
     // "Sync now" through the form on the source's page, once the start-up run has finished.

@@ -21,21 +21,38 @@ OUT = pathlib.Path(__file__).resolve().parent / "directory.toml"
 
 USERS = [
     dict(id="mette", name="Mette Sørensen", mail="mette.sorensen@kommune.example",
-         department="Borgerservice", title="Sagsbehandler", groups=["borgerservice"]),
+         department="Borgerservice", title="Sagsbehandler", groups=["borgerservice"],
+         phone="+45 89 40 12 31", manager="lars", office="Rådhuset, Borgerservice, skranke 3",
+         responsibilities="Parkeringstilladelser, beboerlicenser og handicapparkering; "
+                          "pas og kørekort; flytning og folkeregister."),
     dict(id="lars", name="Lars Ærenlund", mail="lars.aerenlund@kommune.example",
          department="Borgerservice", title="Afdelingsleder",
-         groups=["ledere", "borgerservice"]),
+         groups=["ledere", "borgerservice"],
+         phone="+45 89 40 12 30", manager="karen", office="Rådhuset, Borgerservice, kontor 1.04",
+         responsibilities="Leder af Borgerservice: bemanding, tidsbestilling, klager og "
+                          "vanskelige henvendelser."),
     dict(id="anna", name="Anna Brøndum", mail="anna.brondum@kommune.example",
-         department="IT", title="IT-supporter", groups=["it"]),
+         department="IT", title="IT-supporter", groups=["it"],
+         phone="+45 89 40 13 10", manager="karen", office="Rådhuset, IT, kontor 2.11",
+         responsibilities="IT-support: nulstilling af adgangskoder, to-faktor (MFA), VPN, "
+                          "printere og udstyr til nye medarbejdere."),
     dict(id="jonas", name="Jonas Østergaard", mail="jonas.ostergaard@kommune.example",
-         department="Børn og Unge", title="Pædagog", groups=["boern-og-unge"]),
+         department="Børn og Unge", title="Pædagog", groups=["boern-og-unge"],
+         phone="+45 89 40 14 22", manager="karen", office="Børnehuset Solsikken",
+         responsibilities="Pædagog i Børnehuset Solsikken: forældresamarbejde og overgang "
+                          "fra børnehave til skole."),
     dict(id="karen", name="Karen Ågesen", mail="karen.agesen@kommune.example",
-         department="Direktionen", title="Direktør", groups=["ledere", "direktion"]),
+         department="Direktionen", title="Direktør", groups=["ledere", "direktion"],
+         phone="+45 89 40 10 00", office="Rådhuset, Direktionen, kontor 3.01",
+         responsibilities="Kommunaldirektør: direktionen, budget, ledelsesinformation og "
+                          "kommunens arbejdsmiljø."),
     # Left the municipality: the account is kept (as directories do) but may not log in.
     # He is still in a group, so a login that ignored `disabled` would show Borgerservice.
     dict(id="peter", name="Peter Holm", mail="peter.holm@kommune.example",
          department="Borgerservice", title="Sagsbehandler (fratrådt)",
-         groups=["borgerservice"], disabled=True),
+         groups=["borgerservice"], disabled=True,
+         phone="+45 89 40 12 39", manager="lars", office="Rådhuset, Borgerservice",
+         responsibilities="Folkepension og sundhedskort."),
 ]
 
 GROUPS = [
@@ -65,6 +82,8 @@ HEADER = """\
 #            password_hash Argon2id PHC string (m=19456, t=2, p=1)
 #            groups        direct memberships; nested groups are expanded at login
 #            disabled      optional, default false: a disabled user cannot log in
+#            phone, manager (a user id), office, responsibilities
+#                          optional, shown by the staff-directory source ("Medarbejdere")
 # [[groups]] name          group name; becomes the principal group:<name>
 #            description   optional
 #            member_of     optional: groups this group is itself a member of (nesting)
@@ -102,6 +121,13 @@ def main() -> None:
         out.append(f"mail = {toml_str(u['mail'])}")
         out.append(f"department = {toml_str(u['department'])}")
         out.append(f"title = {toml_str(u['title'])}")
+        # Shown by a staff-directory source only (the person card in the results).
+        out.append(f"phone = {toml_str(u['phone'])}")
+        if u.get("manager"):
+            assert u["manager"] in {v["id"] for v in USERS}, u["manager"]
+            out.append(f"manager = {toml_str(u['manager'])}")
+        out.append(f"office = {toml_str(u['office'])}")
+        out.append(f"responsibilities = {toml_str(u['responsibilities'])}")
         out.append(f"groups = {toml_list(u['groups'])}")
         if u.get("disabled"):
             out.append("disabled = true")

@@ -1,5 +1,7 @@
 //! The documents going in ([`IndexDoc`]) and coming back out ([`StoredDoc`]).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,10 @@ pub struct IndexDoc {
     pub tags: Vec<String>,
     /// An opaque change marker owned by the connector (see `SearchIndex::fingerprints`).
     pub fingerprint: Option<String>,
+    /// Structured facts shown with a hit, such as a person's `phone` and `mail`. Stored
+    /// only: searching them goes through `body`, where the connector puts what should be
+    /// found.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// A document as stored, every field included: what `SearchIndex::get` returns.
@@ -93,6 +99,8 @@ pub struct StoredDoc {
     pub tags: Vec<String>,
     /// See [`IndexDoc::fingerprint`].
     pub fingerprint: Option<String>,
+    /// See [`IndexDoc::properties`].
+    pub properties: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub(crate) const DATE_FIELD: &str = "date";
 pub(crate) const FACETS_FIELD: &str = "facets";
 pub(crate) const EXTERNAL_ID_FIELD: &str = "external_id";
 pub(crate) const FINGERPRINT_FIELD: &str = "fingerprint";
+pub(crate) const PROPERTIES_FIELD: &str = "properties";
 
 /// The facet roots counted in every search.
 pub(crate) const FACET_SOURCE: &str = "source";
@@ -50,6 +51,7 @@ pub(crate) struct Fields {
     pub acl: Field,
     pub tags: Field,
     pub fingerprint: Field,
+    pub properties: Field,
     pub facets: Field,
 }
 
@@ -99,6 +101,8 @@ pub(crate) fn build() -> (Schema, Fields) {
     let acl = b.add_text_field("acl", STRING | STORED);
     let tags = b.add_text_field("tags", STORED);
     let fingerprint = b.add_text_field(FINGERPRINT_FIELD, stored_column);
+    // A JSON object of strings, stored for display only: what should be found is in `body`.
+    let properties = b.add_text_field(PROPERTIES_FIELD, STORED);
     let facets = b.add_facet_field(FACETS_FIELD, FacetOptions::default());
 
     let fields = Fields {
@@ -123,6 +127,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         acl,
         tags,
         fingerprint,
+        properties,
         facets,
     };
     (b.build(), fields)
@@ -224,6 +229,15 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> Result<TantivyDocument,
     if let Some(fingerprint) = &doc.fingerprint {
         d.add_text(f.fingerprint, fingerprint);
     }
+    if !doc.properties.is_empty() {
+        let json = serde_json::to_string(&doc.properties).map_err(|e| {
+            IndexError::InvalidDocument(format!(
+                "properties of {:?} cannot be stored: {e}",
+                doc.external_id
+            ))
+        })?;
+        d.add_text(f.properties, json);
+    }
 
     d.add_facet(f.facets, facet(FACET_SOURCE, &doc.source));
     let kind = facet_safe(&doc.kind);
@@ -279,6 +293,9 @@ pub(crate) fn to_stored(f: &Fields, doc: &TantivyDocument) -> StoredDoc {
         acl: all_str(doc, f.acl),
         tags: all_str(doc, f.tags),
         fingerprint: first_str(doc, f.fingerprint),
+        properties: first_str(doc, f.properties)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -303,6 +320,15 @@ mod tests {
             acl: vec!["group:hr".into(), String::new(), "public".into()],
             tags: vec!["a/b".into(), "x\u{0}y".into()],
             fingerprint: Some("abc".into()),
+            properties: [
+                ("phone".to_string(), "+45 12 34 56 78".to_string()),
+                (
+                    "department".to_string(),
+                    "Børn og Unge \"Solsikken\"".to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -328,8 +354,16 @@ mod tests {
                 acl: vec!["group:hr".into(), "public".into()],
                 tags: doc.tags,
                 fingerprint: doc.fingerprint,
+                properties: doc.properties,
             }
         );
+        // No properties, no stored field: they read back empty.
+        let plain = IndexDoc {
+            properties: Default::default(),
+            ..sample()
+        };
+        let stored = to_stored(&f, &to_document(&f, &plain).unwrap());
+        assert!(stored.properties.is_empty());
     }
 
     #[test]

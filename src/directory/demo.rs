@@ -12,6 +12,11 @@
 //! mail = "mette.sorensen@kommune.example"   # optional, like department and title
 //! groups = ["borgerservice"]
 //! disabled = false                  # optional
+//! # Optional, shown by a staff-directory source only:
+//! phone = "+45 89 40 12 31"
+//! manager = "lars"                  # the manager's id
+//! office = "Rådhuset, stuen"
+//! responsibilities = "Parkeringstilladelser, pas og kørekort"
 //!
 //! [[groups]]
 //! name = "borgerservice"
@@ -82,6 +87,10 @@ struct UserBuilder {
     groups: Vec<Spanned<String>>,
     #[serde(default)]
     disabled: bool,
+    phone: Option<String>,
+    manager: Option<Spanned<String>>,
+    office: Option<String>,
+    responsibilities: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +111,33 @@ struct DemoUser {
     info: UserInfo,
     password_hash: String,
     disabled: bool,
+    phone: Option<String>,
+    /// The manager's id, checked to be a user of the file.
+    manager: Option<String>,
+    office: Option<String>,
+    responsibilities: Option<String>,
+}
+
+/// A person of the demo directory, as a staff-directory source shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoPerson {
+    /// The login name, lowercase.
+    pub id: String,
+    pub name: String,
+    pub mail: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub phone: Option<String>,
+    /// The manager's display name.
+    pub manager: Option<String>,
+    pub office: Option<String>,
+    pub responsibilities: Option<String>,
+}
+
+/// What the file holds once validated; the password check is not prepared yet.
+struct Parsed {
+    users: HashMap<String, DemoUser>,
+    first_hash: Option<String>,
 }
 
 pub struct DemoDirectory {
@@ -138,6 +174,57 @@ impl DemoDirectory {
 
     /// Parses and validates a demo directory; `origin` names the file in error messages.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<DemoDirectory, DemoDirectoryError> {
+        let Parsed { users, first_hash } = DemoDirectory::parse(text, origin)?;
+        if users.is_empty() {
+            tracing::warn!(path = %origin.display(), "demo directory has no users; nobody can log in");
+        }
+        let dummy_hash =
+            dummy_hash(first_hash.as_deref()).map_err(|message| DemoDirectoryError::Internal {
+                path: origin.to_path_buf(),
+                message,
+            })?;
+
+        Ok(DemoDirectory {
+            users,
+            dummy_hash,
+            verifications: AtomicU64::new(0),
+        })
+    }
+
+    /// The people of a demo directory file for a staff-directory source, sorted by id, with
+    /// disabled users left out. The file is validated as [`DemoDirectory::load`] does, but no
+    /// password check is prepared (that costs an argon2 hash).
+    pub fn read_people(path: &Path) -> Result<Vec<DemoPerson>, DemoDirectoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DemoDirectoryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let Parsed { users, .. } = DemoDirectory::parse(&text, path)?;
+        let mut people: Vec<DemoPerson> = users
+            .values()
+            .filter(|u| !u.disabled)
+            .map(|u| DemoPerson {
+                id: u.info.id.clone(),
+                name: u.info.display_name.clone(),
+                mail: u.info.mail.clone(),
+                department: u.info.department.clone(),
+                title: u.info.title.clone(),
+                phone: u.phone.clone(),
+                manager: u
+                    .manager
+                    .as_ref()
+                    .and_then(|m| users.get(m))
+                    .map(|m| m.info.display_name.clone()),
+                office: u.office.clone(),
+                responsibilities: u.responsibilities.clone(),
+            })
+            .collect();
+        people.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(people)
+    }
+
+    /// Validates the file's users and groups, with every error located.
+    fn parse(text: &str, origin: &Path) -> Result<Parsed, DemoDirectoryError> {
         let at = |span: Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
             DemoDirectoryError::Invalid {
@@ -199,6 +286,7 @@ impl DemoDirectory {
         let mut users: HashMap<String, DemoUser> = HashMap::new();
         let mut first_line_of: HashMap<String, usize> = HashMap::new();
         let mut first_hash: Option<String> = None;
+        let mut managers: Vec<(String, Spanned<String>)> = Vec::new();
         for user in file.users {
             let raw_id = user.id.get_ref();
             if raw_id.is_empty() {
@@ -261,6 +349,11 @@ impl DemoDirectory {
                 );
             }
 
+            let manager = user.manager.map(|m| {
+                let id_of_manager = normalise_login(m.get_ref());
+                managers.push((id.clone(), m));
+                id_of_manager
+            });
             users.insert(
                 id.clone(),
                 DemoUser {
@@ -274,24 +367,26 @@ impl DemoDirectory {
                     },
                     password_hash: user.password_hash.into_inner(),
                     disabled: user.disabled,
+                    phone: user.phone,
+                    manager,
+                    office: user.office,
+                    responsibilities: user.responsibilities,
                 },
             );
         }
-
-        if users.is_empty() {
-            tracing::warn!(path = %origin.display(), "demo directory has no users; nobody can log in");
+        // Checked once every user is known: a manager may come later in the file.
+        for (id, manager) in &managers {
+            if !users.contains_key(&normalise_login(manager.get_ref())) {
+                return Err(at(
+                    manager.span(),
+                    format!(
+                        "`manager`: user `{id}` has the manager `{}`, which no [[users]] entry defines",
+                        manager.get_ref()
+                    ),
+                ));
+            }
         }
-        let dummy_hash =
-            dummy_hash(first_hash.as_deref()).map_err(|message| DemoDirectoryError::Internal {
-                path: origin.to_path_buf(),
-                message,
-            })?;
-
-        Ok(DemoDirectory {
-            users,
-            dummy_hash,
-            verifications: AtomicU64::new(0),
-        })
+        Ok(Parsed { users, first_hash })
     }
 
     /// How many password hashes this directory has verified since it was loaded.
@@ -475,12 +570,17 @@ mail = "mette.sorensen@kommune.example"
 department = "Borgerservice"
 title = "Sagsbehandler"
 groups = ["borgerservice"]
+phone = "+45 89 40 12 31"
+manager = "IB"
+office = "Rådhuset"
+responsibilities = "Parkeringstilladelser"
 
 [[users]]
 id = "ib"
 name = "Ib Ågård"
 password_hash = "{ib}"
 groups = ["it-drift", "alle-medarbejdere"]
+manager = "gammel"
 
 [[users]]
 id = "gammel"
@@ -640,6 +740,43 @@ member_of = ["it-drift"]
         let missing = dir.path().join("missing.toml");
         let err = DemoDirectory::load(&missing).unwrap_err().to_string();
         assert!(err.contains(&*missing.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn people_are_read_with_managers_named_and_disabled_users_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo-users.toml");
+        std::fs::write(&path, fixture()).unwrap();
+        let people = DemoDirectory::read_people(&path).unwrap();
+        let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["ib", "mette"]);
+        let mette = &people[1];
+        assert_eq!(mette.name, "Mette Sørensen");
+        assert_eq!(mette.phone.as_deref(), Some("+45 89 40 12 31"));
+        assert_eq!(mette.manager.as_deref(), Some("Ib Ågård"));
+        assert_eq!(mette.office.as_deref(), Some("Rådhuset"));
+        assert_eq!(
+            mette.responsibilities.as_deref(),
+            Some("Parkeringstilladelser")
+        );
+        // A manager who has left still has a name.
+        assert_eq!(people[0].manager.as_deref(), Some("Tidligere Medarbejder"));
+    }
+
+    #[test]
+    fn an_unknown_manager_is_refused() {
+        let text = fixture().replacen("manager = \"IB\"", "manager = \"bo\"", 1);
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("manager = \"bo\""))
+            .unwrap()
+            + 1;
+        let err = load_err(&text);
+        assert!(
+            err.starts_with(&format!("/etc/samle/demo-users.toml:{line}:11: `manager`")),
+            "{err}"
+        );
+        assert!(err.contains("`bo`"), "{err}");
     }
 
     #[test]

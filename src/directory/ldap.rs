@@ -99,11 +99,11 @@ struct Pooled<'a> {
 
 type OpFuture<'s, T> = Pin<Box<dyn Future<Output = Result<T, LdapError>> + Send + 's>>;
 
-/// The parts of a user entry the portal reads.
+/// The parts of a user entry the portal reads (also the people of the staff directory).
 #[derive(Clone, Debug)]
-struct UserEntry {
-    dn: String,
-    attrs: std::collections::HashMap<String, Vec<String>>,
+pub(crate) struct UserEntry {
+    pub(crate) dn: String,
+    pub(crate) attrs: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl UserEntry {
@@ -116,14 +116,14 @@ impl UserEntry {
 
     /// An attribute's values. Servers answer with their own spelling of the name
     /// (`displayname` asked, `displayName` returned), so the lookup ignores case.
-    fn values(&self, name: &str) -> &[String] {
+    pub(crate) fn values(&self, name: &str) -> &[String] {
         self.attrs
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map_or(&[], |(_, v)| v.as_slice())
     }
 
-    fn first(&self, name: &str) -> Option<&str> {
+    pub(crate) fn first(&self, name: &str) -> Option<&str> {
         self.values(name)
             .iter()
             .map(|v| v.trim())
@@ -132,7 +132,7 @@ impl UserEntry {
 
     /// Whether the account may not log in whatever the password: disabled in Active
     /// Directory, or locked by OpenLDAP's password policy (permanently: disabled).
-    fn blocked(&self) -> Option<FailureReason> {
+    pub(crate) fn blocked(&self) -> Option<FailureReason> {
         if let Some(uac) = self
             .first("userAccountControl")
             .and_then(|v| v.parse::<i64>().ok())
@@ -386,6 +386,34 @@ impl LdapDirectory {
             r.rc,
             r.text.trim()
         ))
+    }
+
+    // ---- listing (the staff directory) ----
+
+    /// The validated settings this directory was built from.
+    pub(crate) fn config(&self) -> &LdapConfig {
+        &self.cfg
+    }
+
+    /// Every entry under `base` that `filter` matches, on a connection of its own; see
+    /// [`Listing::entries`].
+    pub(crate) async fn list_entries(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Vec<UserEntry>, AuthError> {
+        self.listing().await?.entries(base, filter, attrs).await
+    }
+
+    /// Opens a connection of its own, bound as the service account, for the searches of one
+    /// staff-directory run: a long listing never holds a connection that logins wait for,
+    /// and the run's searches share one connection and one bind.
+    pub(crate) async fn listing(&self) -> Result<Listing<'_>, AuthError> {
+        Ok(Listing {
+            ldap: self.open_service().await?,
+            directory: self,
+        })
     }
 
     // ---- finding users ----
@@ -773,6 +801,106 @@ impl Directory for LdapDirectory {
 
     async fn check(&self) -> Result<Vec<String>, AuthError> {
         LdapDirectory::check(self, None).await
+    }
+}
+
+/// A connection bound as the service account for the searches of one staff-directory run
+/// (see [`LdapDirectory::listing`]); it closes when dropped.
+pub(crate) struct Listing<'d> {
+    directory: &'d LdapDirectory,
+    ldap: Ldap,
+}
+
+impl Listing<'_> {
+    /// Every entry under `base` that `filter` matches, read page by page (the paged-results
+    /// control, `page_size` entries a page). Anything short of a complete answer is an error
+    /// — a size or time limit, a dropped connection, a base that does not exist — because the
+    /// caller deletes what the listing does not contain.
+    pub(crate) async fn entries(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Vec<UserEntry>, AuthError> {
+        const WHAT: &str = "listing the directory";
+        let cfg = &self.directory.cfg;
+        let page_size = i32::try_from(cfg.page_size).unwrap_or(500);
+        let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(page_size)),
+        ];
+        // The timeout bounds each page's answer, not the whole listing: a large directory
+        // takes as many round trips as it has pages.
+        let mut stream = self
+            .ldap
+            .with_timeout(cfg.timeout)
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
+            .await
+            .map_err(|e| self.directory.unavailable(WHAT, &e))?;
+        let mut found = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => {
+                    if entry.is_ref() || entry.is_intermediate() {
+                        continue;
+                    }
+                    found.push(UserEntry::from_search(SearchEntry::construct(entry)));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(AuthError::Unavailable(format!(
+                        "{WHAT} under `{base}` stopped after {} entries: {}",
+                        found.len(),
+                        describe(&e)
+                    )));
+                }
+            }
+        }
+        let result = stream.finish().await;
+        match result.rc {
+            0 => Ok(found),
+            4 => Err(AuthError::Unavailable(format!(
+                "{WHAT} under `{base}`: the directory's size limit stopped the listing after {} entries even with paging; let the service account read more (OpenLDAP: `limits dn.exact=\"<bind_dn>\" size.prtotal=unlimited`; Active Directory: MaxPageSize) or lower `page_size`",
+                found.len()
+            ))),
+            32 => Err(AuthError::Unavailable(format!(
+                "{WHAT}: the search base `{base}` does not exist or the service account cannot read it"
+            ))),
+            _ => Err(self
+                .directory
+                .result_error(&format!("{WHAT} under `{base}`"), &result)),
+        }
+    }
+
+    /// The entry at `dn` when it exists and `filter` matches it (a base-scope search), with
+    /// `attrs`; `None` when there is no such entry, `dn` is not a DN, or the server refers
+    /// the search elsewhere (another partition).
+    pub(crate) async fn entry(
+        &mut self,
+        dn: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Option<UserEntry>, AuthError> {
+        const WHAT: &str = "reading a directory entry";
+        let cfg = &self.directory.cfg;
+        let ldap3::SearchResult(entries, result) = self
+            .ldap
+            .with_timeout(cfg.timeout)
+            .search(dn, Scope::Base, filter, attrs.to_vec())
+            .await
+            .map_err(|e| self.directory.unavailable(WHAT, &e))?;
+        match result.rc {
+            0 => Ok(entries
+                .into_iter()
+                .filter(|e| !e.is_ref() && !e.is_intermediate())
+                .map(|e| UserEntry::from_search(SearchEntry::construct(e)))
+                .next()),
+            // 10: a referral; 32: no such object; 34: invalid DN syntax.
+            10 | 32 | 34 => Ok(None),
+            _ => Err(self
+                .directory
+                .result_error(&format!("{WHAT} `{dn}`"), &result)),
+        }
     }
 }
 

@@ -5,12 +5,14 @@
 //! decide roles or principals — that mapping is configuration applied by the caller — and it
 //! never sees sessions. Implementations: [`demo::DemoDirectory`] (users in a TOML file, for
 //! trying the portal without LDAP) and [`ldap::LdapDirectory`] (OpenLDAP, Active Directory
-//! and other LDAP servers).
+//! and other LDAP servers). [`people`] reads the same directory as a source: the staff
+//! directory's people as searchable documents.
 
 use serde::{Deserialize, Serialize};
 
 pub mod demo;
 pub mod ldap;
+pub mod people;
 
 pub use demo::{DemoDirectory, DemoDirectoryError};
 

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::web::error::AppError;
 use crate::web::i18n::UiLang;
-use crate::web::pages::kind_label;
+use crate::web::pages::kind_facet_label;
 use crate::web::search_view::{self, SearchParams};
 
 pub async fn search_get(
@@ -26,12 +26,15 @@ pub async fn search_get(
     let index = state.index.clone();
     let req = q.to_request();
     let started = std::time::Instant::now();
-    let results = tokio::task::spawn_blocking(move || index.search(&principals, &req)).await??;
+    let results = state
+        .searches
+        .run(move || index.search(&principals, &req))
+        .await??;
     let took = started.elapsed().as_secs_f64() * 1000.0;
     metrics::histogram!("samle_search_seconds", "surface" => "api").record(took / 1000.0);
     let catalog = state.templates.catalog(lang);
     let view = search_view::view(&state.config, &q, results, took, &|k: &str| {
-        kind_label(catalog, k)
+        kind_facet_label(catalog, k)
     });
     Ok(Json(view).into_response())
 }

@@ -333,17 +333,19 @@ pub async fn home_get(
     let principals = user.principals();
     let index = state.index.clone();
     // The newest documents this user may see, and how many each source holds for them.
-    let results = tokio::task::spawn_blocking(move || {
-        index.search(
-            &principals,
-            &samle_index::SearchRequest {
-                sort: samle_index::SortOrder::Newest,
-                limit: 6,
-                ..Default::default()
-            },
-        )
-    })
-    .await??;
+    let results = state
+        .searches
+        .run(move || {
+            index.search(
+                &principals,
+                &samle_index::SearchRequest {
+                    sort: samle_index::SortOrder::Newest,
+                    limit: 6,
+                    ..Default::default()
+                },
+            )
+        })
+        .await??;
     let q = SearchParams::default().validate(6)?;
     let catalog = state.templates.catalog(lang);
     let view = search_view::view(&state.config, &q, results, 0.0, &|k: &str| {
@@ -362,6 +364,14 @@ pub fn kind_label(catalog: &crate::web::i18n::Catalog, kind: &str) -> String {
         .get(&format!("kind.{kind}"))
         .map(str::to_string)
         .unwrap_or_else(|| kind.to_string())
+}
+
+/// A kind as the filter list names it: in the plural ("Personer"), else as [`kind_label`].
+pub fn kind_facet_label(catalog: &crate::web::i18n::Catalog, kind: &str) -> String {
+    catalog
+        .get(&format!("kinds.{kind}"))
+        .map(str::to_string)
+        .unwrap_or_else(|| kind_label(catalog, kind))
 }
 
 pub async fn search_get(
@@ -385,12 +395,15 @@ pub async fn search_get(
     let index = state.index.clone();
     let req = q.to_request();
     let started = std::time::Instant::now();
-    let results = tokio::task::spawn_blocking(move || index.search(&principals, &req)).await??;
+    let results = state
+        .searches
+        .run(move || index.search(&principals, &req))
+        .await??;
     let took = started.elapsed().as_secs_f64() * 1000.0;
     metrics::histogram!("samle_search_seconds", "surface" => "page").record(took / 1000.0);
     let catalog = state.templates.catalog(lang);
     let view = search_view::view(&state.config, &q, results, took, &|k: &str| {
-        kind_label(catalog, k)
+        kind_facet_label(catalog, k)
     });
     let pagination = pagination(&q, view.pages);
     let base = layout(&state, &session, lang, Some(&user), "/search").await?;
@@ -468,6 +481,8 @@ pub async fn doc_get(
             created => doc.created.map(|d| d.to_rfc3339()),
             tags => doc.tags,
             paragraphs => paragraphs,
+            person => (doc.kind == search_view::PERSON_KIND)
+                .then(|| Serde(search_view::PersonCard::from_properties(&doc.properties))),
         },
         ..base
     };

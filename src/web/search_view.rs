@@ -245,6 +245,87 @@ pub struct HitView {
     pub tags: Vec<String>,
     pub score: f32,
     pub snippet: Vec<samle_index::SnippetPart>,
+    /// Structured facts from the source, such as a person's `phone` and `mail`.
+    pub properties: BTreeMap<String, String>,
+    /// For a hit of kind `person`: what its card shows, with safe links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<PersonCard>,
+}
+
+/// The kind whose hits are shown as person cards.
+pub const PERSON_KIND: &str = "person";
+
+/// A person's card in the results: their facts, and links that can only dial or write.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PersonCard {
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub phone: Option<String>,
+    /// `tel:` link for `phone`, when it holds a number.
+    pub tel: Option<String>,
+    pub mail: Option<String>,
+    /// `mailto:` link for `mail`, when it is an address.
+    pub mailto: Option<String>,
+    pub manager: Option<String>,
+    pub office: Option<String>,
+    pub room: Option<String>,
+}
+
+impl PersonCard {
+    pub fn from_properties(p: &BTreeMap<String, String>) -> PersonCard {
+        let get = |key: &str| {
+            p.get(key)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let phone = get("phone");
+        let mail = get("mail");
+        PersonCard {
+            title: get("title"),
+            department: get("department"),
+            tel: phone.as_deref().and_then(tel_link),
+            phone,
+            mailto: mail.as_deref().and_then(mailto_link),
+            mail,
+            manager: get("manager"),
+            office: get("office"),
+            room: get("room"),
+        }
+    }
+}
+
+/// A `tel:` URI (RFC 3966) for a phone number as people write it: the digits, with a leading
+/// `+` kept; spaces, dashes, dots and brackets dropped. Anything else is not a number.
+pub fn tel_link(phone: &str) -> Option<String> {
+    let phone = phone.trim();
+    let (plus, rest) = match phone.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", phone),
+    };
+    let mut digits = String::new();
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    (digits.len() >= 3).then(|| format!("tel:{plus}{digits}"))
+}
+
+/// A `mailto:` URI for something that looks like one address: one `@`, text on both sides,
+/// no spaces and none of the characters that would add headers or recipients.
+pub fn mailto_link(mail: &str) -> Option<String> {
+    let mail = mail.trim();
+    let (local, domain) = mail.split_once('@')?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "@?&#%,;:<>\"'/\\".contains(c))
+    };
+    (plain(local) && plain(domain) && domain.contains('.')).then(|| format!("mailto:{mail}"))
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -293,6 +374,7 @@ pub fn view(
         .hits
         .into_iter()
         .map(|h| HitView {
+            person: (h.kind == PERSON_KIND).then(|| PersonCard::from_properties(&h.properties)),
             link: hit_link(&h),
             url: safe_link(h.url.as_deref()),
             source_name: name_of(&h.source),
@@ -307,6 +389,7 @@ pub fn view(
             tags: h.tags,
             score: h.score,
             snippet: h.snippet,
+            properties: h.properties,
         })
         .collect();
     let facet = |key: &'static str,
@@ -453,6 +536,55 @@ mod tests {
         assert_eq!(safe_link(Some("data:text/html,<script>")), None);
         assert_eq!(safe_link(Some("file:///etc/passwd")), None);
         assert_eq!(safe_link(Some("/relative")), None);
+    }
+
+    #[test]
+    fn person_links_only_dial_or_write() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("+45 89 40 12 31", Some("tel:+4589401231")),
+            ("(089) 40-12.31", Some("tel:089401231")),
+            ("8940\u{a0}1231", Some("tel:89401231")),
+            ("javascript:alert(1)", None),
+            ("+45 89 40 12 31 ext. 4", None),
+            ("12", None),
+            ("", None),
+        ];
+        for (phone, expected) in table {
+            assert_eq!(tel_link(phone).as_deref(), *expected, "{phone:?}");
+        }
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "mette.sorensen@kommune.example",
+                Some("mailto:mette.sorensen@kommune.example"),
+            ),
+            (
+                " anna@kommune.example ",
+                Some("mailto:anna@kommune.example"),
+            ),
+            ("dobbelt", None),
+            ("a@b", None),
+            ("a@b.example?cc=boss@x.example", None),
+            ("a b@x.example", None),
+            ("a@b@x.example", None),
+            ("\"><script>@x.example", None),
+        ];
+        for (mail, expected) in table {
+            assert_eq!(mailto_link(mail).as_deref(), *expected, "{mail:?}");
+        }
+        let card = PersonCard::from_properties(
+            &[
+                ("phone".to_string(), "+45 89 40 12 31".to_string()),
+                ("mail".to_string(), "mette@kommune.example".to_string()),
+                ("manager".to_string(), "Lars Ærenlund".to_string()),
+                ("title".to_string(), "  ".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(card.tel.as_deref(), Some("tel:+4589401231"));
+        assert_eq!(card.mailto.as_deref(), Some("mailto:mette@kommune.example"));
+        assert_eq!(card.manager.as_deref(), Some("Lars Ærenlund"));
+        assert_eq!(card.title, None);
     }
 
     #[test]

@@ -414,11 +414,21 @@ fn hits_carry_the_stored_fields() {
         created: Some(date(2020, 1, 2)),
         updated: Some(date(2021, 3, 4)),
         tags: vec!["hr".into()],
+        properties: [
+            ("phone".to_string(), "+45 89 40 12 31".to_string()),
+            ("mail".to_string(), "mette@kommune.example".to_string()),
+        ]
+        .into_iter()
+        .collect(),
         ..doc("a", "Titel", "kaffe")
     };
     let f = Fixture::with([d]);
     let r = f.find("kaffe");
     let h = &r.hits[0];
+    assert_eq!(h.properties["phone"], "+45 89 40 12 31");
+    assert_eq!(h.properties["mail"], "mette@kommune.example");
+    // Properties are for display: only what the connector put in the body is searched.
+    assert_eq!(f.find("mette").total, 0);
     assert_eq!(h.source, "wiki");
     assert_eq!(h.kind, "page");
     assert_eq!(h.title, "Titel");

@@ -521,6 +521,22 @@ impl Store {
         .await
     }
 
+    /// The latest successful run of every source that has one, keyed by source: the
+    /// index's copy of the source is complete as of that run's start.
+    pub async fn last_ok_runs(&self) -> Result<BTreeMap<String, RunRecord>, StoreError> {
+        self.call(|conn| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE id IN (SELECT MAX(id) FROM runs WHERE status = 'ok' GROUP BY source)"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], run_from_row)?;
+            rows.map(|r| r.map(|run| (run.source.clone(), run)))
+                .collect()
+        })
+        .await
+    }
+
     /// The kept errors of a run, oldest first.
     pub async fn run_errors(&self, run_id: i64) -> Result<Vec<RunErrorRecord>, StoreError> {
         self.call(move |conn| {
@@ -910,6 +926,30 @@ mod tests {
         assert_eq!(last.len(), 2);
         assert_eq!(last["a"].id, a2);
         assert_eq!(last["b"].id, b1);
+
+        // The last successful run ignores later failures and runs still going.
+        let finish = |status| RunOutcome {
+            status,
+            counts: RunCounts::default(),
+            message: None,
+        };
+        store
+            .run_finished(a1, &finish(RunStatus::Ok))
+            .await
+            .unwrap();
+        store
+            .run_finished(a2, &finish(RunStatus::Failed))
+            .await
+            .unwrap();
+        let a3 = store.run_started("a", "manual", false).await.unwrap();
+        let ok = store.last_ok_runs().await.unwrap();
+        assert_eq!(ok.len(), 1, "b has not succeeded: {ok:?}");
+        assert_eq!(ok["a"].id, a1);
+        store
+            .run_finished(a3, &finish(RunStatus::Ok))
+            .await
+            .unwrap();
+        assert_eq!(store.last_ok_runs().await.unwrap()["a"].id, a3);
     }
 
     #[tokio::test]

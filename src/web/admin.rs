@@ -124,13 +124,37 @@ async fn documents_per_source(state: &AppState) -> Result<BTreeMap<String, u64>,
         .per_source)
 }
 
+/// How far behind its source the index may be: the time since the start of the last
+/// successful run (later changes are not in the index yet), and whether it is overdue.
+fn behind_view(source: &SourceConfig, last_ok: Option<&RunRecord>, now: DateTime<Utc>) -> Value {
+    match last_ok {
+        Some(run) => context! {
+            since => time(run.started_at),
+            text => duration((now - run.started_at).num_seconds()),
+            overdue => source.enabled && overdue(&source.schedule, run.started_at, now),
+        },
+        None => context! { overdue => false },
+    }
+}
+
+/// Whether the second scheduled run after the last successful one is due: at least one
+/// scheduled run has failed or not happened since, and the next has come too.
+fn overdue(schedule: &Schedule, last_ok: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    schedule
+        .next_after(last_ok)
+        .and_then(|first| schedule.next_after(first))
+        .is_some_and(|second| second < now)
+}
+
 fn source_view(
     state: &AppState,
     source: &SourceConfig,
     last: Option<&RunRecord>,
+    last_ok: Option<&RunRecord>,
     documents: u64,
 ) -> Value {
     context! {
+        behind => behind_view(source, last_ok, Utc::now()),
         id => source.id.clone(),
         name => source.name.clone(),
         kind => source.kind.clone(),
@@ -150,6 +174,7 @@ pub async fn sources_get(
     session: Session,
 ) -> Result<Html<String>, AppError> {
     let last_runs = state.store.last_runs().await?;
+    let last_ok_runs = state.store.last_ok_runs().await?;
     let documents = documents_per_source(&state).await?;
     let mut sources = Vec::new();
     for source in &state.config.sources {
@@ -161,7 +186,7 @@ pub async fn sources_get(
         let count = documents.get(&source.id).copied().unwrap_or(0);
         sources.push(context! {
             errors => errors_view(&errors, OVERVIEW_ERRORS),
-            ..source_view(&state, source, last, count)
+            ..source_view(&state, source, last, last_ok_runs.get(&source.id), count)
         });
     }
     let base = layout(&state, &session, lang, Some(&user), "/admin/sources").await?;
@@ -199,13 +224,14 @@ pub async fn source_get(
         Some(run) if run.error_count > 0 => state.store.run_errors(run.id).await?,
         _ => Vec::new(),
     };
+    let last_ok = state.store.last_ok_runs().await?.remove(&source.id);
     let documents = documents_per_source(&state).await?;
     let count = documents.get(&source.id).copied().unwrap_or(0);
     let notice = q.notice.filter(|n| NOTICES.contains(&n.as_str()));
     let path = format!("/admin/sources/{}", urlencode(&source.id));
     let base = layout(&state, &session, lang, Some(&user), &path).await?;
     let ctx = context! {
-        source => source_view(&state, &source, latest, count),
+        source => source_view(&state, &source, latest, last_ok.as_ref(), count),
         runs => runs.iter().map(run_view).collect::<Vec<_>>(),
         errors => errors_view(&errors, usize::MAX),
         notice => notice,
@@ -299,4 +325,25 @@ async fn start_sync(
     });
     let notice = if full { "full_started" } else { "started" };
     Ok(Redirect::to(&format!("{back}?notice={notice}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overdue_once_two_scheduled_runs_have_passed() {
+        let start = DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let at = |minutes: i64| start + chrono::Duration::minutes(minutes);
+        let every = Schedule::parse("every 30m").unwrap_or(Schedule::Manual);
+        assert!(!overdue(&every, start, at(45)));
+        assert!(!overdue(&every, start, at(59)));
+        assert!(overdue(&every, start, at(61)));
+        let hourly = Schedule::parse("0 * * * *").unwrap_or(Schedule::Manual);
+        assert!(!overdue(&hourly, start, at(90)));
+        assert!(overdue(&hourly, start, at(121)));
+        assert!(!overdue(&Schedule::Manual, start, at(100_000)));
+    }
 }

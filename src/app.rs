@@ -17,6 +17,7 @@ use crate::directory::ldap::LdapDirectory;
 use crate::session_store::SqliteSessionStore;
 use crate::store::Store;
 use crate::sync::{Indexer, NextRuns, SyncEngine};
+use crate::web::search_pool::SearchPool;
 use crate::web::templates::Templates;
 use crate::web::throttle::LoginThrottle;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub started_at: Instant,
     pub login_throttle: Arc<LoginThrottle>,
+    /// The threads that run the web layer's searches (see `web::search_pool`).
+    pub searches: SearchPool,
 }
 
 /// The opened back ends, before the web layer is built on them.
@@ -120,6 +123,7 @@ impl Backends {
         let session_key = session_key(&config)?;
         let sync = SyncEngine::new(config.clone(), indexer, store.clone());
         let login_throttle = Arc::new(LoginThrottle::new(config.auth.throttle));
+        let searches = SearchPool::per_core().context("cannot start the search threads")?;
         let state = AppState {
             config,
             index,
@@ -131,6 +135,7 @@ impl Backends {
             metrics: metrics_handle(),
             started_at: Instant::now(),
             login_throttle,
+            searches,
         };
         Ok(Backends {
             state,

@@ -10,6 +10,9 @@
 //! ones for a Danish corpus) through Samle's permission-trimmed search as users who may see
 //! 100 %, 10 % and 1 % of the documents, and through raw tantivy. It prints figures; it
 //! asserts nothing: the machine is shared and noisy, so read the ratios.
+//!
+//! With `--http` it measures the real server instead (the `http` module): the index built
+//! the same way is served by `samle serve` as a child process and loaded with `wrk`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead as _;
@@ -25,6 +28,10 @@ use serde::Deserialize;
 
 use crate::app::Backends;
 use crate::config::{Config, Overrides};
+
+mod http;
+
+pub use http::HttpOptions;
 
 /// Groups the documents are spread over: a hundred, so a user can see 1 %.
 const GROUPS: usize = 100;
@@ -75,6 +82,12 @@ pub struct BenchOptions {
     pub words_from: PathBuf,
     /// A JSONL corpus from `scripts/corpus` instead of generated documents.
     pub corpus: Option<PathBuf>,
+    /// Measure the real server over HTTP (`samle serve` as a child process, driven by
+    /// `wrk`) instead of indexing against raw tantivy and searching in process.
+    pub http: Option<http::HttpOptions>,
+    /// Work here, and keep what is built, instead of in a temporary folder. An `--http` run
+    /// reuses the index an earlier one left here for the same corpus and size.
+    pub work_dir: Option<PathBuf>,
 }
 
 /// One line of a `scripts/corpus` file.
@@ -169,8 +182,13 @@ fn rel_path(source: &str, i: usize) -> String {
     format!("{source}/g-{:02}/dokument-{i:07}.md", i % GROUPS)
 }
 
-fn write_doc(root: &Path, doc: &Doc) -> anyhow::Result<u64> {
+/// Writes a document as a Markdown file under `root`; with no `root` (an index built by an
+/// earlier run is reused) only counts its bytes.
+fn write_doc(root: Option<&Path>, doc: &Doc) -> anyhow::Result<u64> {
     let text = format!("# {}\n\n{}\n", doc.title, doc.body);
+    let Some(root) = root else {
+        return Ok(text.len() as u64);
+    };
     let path = root.join(&doc.rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -179,7 +197,11 @@ fn write_doc(root: &Path, doc: &Doc) -> anyhow::Result<u64> {
     Ok(text.len() as u64)
 }
 
-fn generate_corpus(root: &Path, n: usize, words: &[(String, usize)]) -> anyhow::Result<Corpus> {
+fn generate_corpus(
+    root: Option<&Path>,
+    n: usize,
+    words: &[(String, usize)],
+) -> anyhow::Result<Corpus> {
     let mut rng = StdRng::seed_from_u64(SEED);
     let mut docs = Vec::with_capacity(n);
     let mut bytes = 0;
@@ -229,7 +251,7 @@ fn folder_name(source: &str) -> String {
     if s.is_empty() { "corpus".into() } else { s }
 }
 
-fn read_corpus(root: &Path, file: &Path, limit: Option<usize>) -> anyhow::Result<Corpus> {
+fn read_corpus(root: Option<&Path>, file: &Path, limit: Option<usize>) -> anyhow::Result<Corpus> {
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut docs = Vec::new();
     let mut bytes = 0;
@@ -385,35 +407,14 @@ fn user(groups: usize) -> Principals {
     )
 }
 
-pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let words_from = opts
-        .words_from
-        .canonicalize()
-        .with_context(|| format!("cannot find {}", opts.words_from.display()))?;
-    let share = tmp.path().join("share");
-    let corpus = match &opts.corpus {
-        Some(file) => {
-            eprintln!(
-                "writing the records of {} to {}",
-                file.display(),
-                share.display()
-            );
-            read_corpus(&share, file, opts.docs)?
-        }
-        None => {
-            let n = opts.docs.unwrap_or(10_000);
-            let words = demo_vocabulary(&words_from)?;
-            eprintln!(
-                "writing {n} documents ({} words of vocabulary) to {}",
-                words.len(),
-                share.display()
-            );
-            generate_corpus(&share, n, &words)?
-        }
-    };
-    let docs = corpus.docs.len();
-
+/// The access rules of the benchmark's file share: folder `g-NN` of any source belongs to
+/// group `g-NN`.
+fn pipeline_config(
+    work: &Path,
+    share: &Path,
+    directory: &Path,
+    language: &str,
+) -> anyhow::Result<Config> {
     let access: Vec<String> = (0..GROUPS)
         .map(|g| format!("{{ path = \"*/g-{g:02}/**\", principals = [\"group:g-{g:02}\"] }}"))
         .collect();
@@ -436,24 +437,30 @@ root = "{share}"
 language = "{language}"
 access = [{access}]
 "#,
-        data = tmp.path().join("data").display(),
-        dir = words_from
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("directory.toml")
-            .display(),
+        data = work.join("data").display(),
+        dir = directory.display(),
         share = share.display(),
-        language = corpus.language,
         access = access.join(", "),
     );
-    let config = Config::from_str(
+    Ok(Config::from_str(
         &toml,
-        &tmp.path().join("bench.toml"),
+        &work.join("bench.toml"),
         &BTreeMap::new(),
         &Overrides::default(),
-    )?;
+    )?)
+}
 
-    // 1. The whole pipeline.
+/// What indexing through the whole pipeline took and gave.
+struct Indexed {
+    time: Duration,
+    size_bytes: u64,
+    segments: usize,
+    peak_rss: Option<f64>,
+}
+
+/// Syncs the share through the real pipeline (connector, extraction, analysis, access
+/// lists, commits) and checks that every document arrived.
+async fn index_pipeline(config: Config, docs: usize) -> anyhow::Result<(Backends, Indexed)> {
     eprintln!("indexing {docs} documents through the whole pipeline…");
     let backends = Backends::open(config).await?;
     let started = Instant::now();
@@ -462,8 +469,8 @@ access = [{access}]
         .sync
         .run("bench", "cli", true, &|_| {})
         .await?;
-    let pipeline = started.elapsed();
-    let rss_pipeline = peak_rss_mb();
+    let time = started.elapsed();
+    let peak_rss = peak_rss_mb();
     if report.counts.added as usize != docs {
         bail!(
             "the pipeline indexed {} of {} documents",
@@ -471,12 +478,222 @@ access = [{access}]
             docs
         );
     }
+    let stats = backends.state.index.stats()?;
+    Ok((
+        backends,
+        Indexed {
+            time,
+            size_bytes: stats.size_bytes,
+            segments: stats.segments,
+            peak_rss,
+        },
+    ))
+}
+
+/// The corpus of `opts`, written as Markdown files under `root` (when given).
+fn load_corpus(opts: &BenchOptions, root: Option<&Path>) -> anyhow::Result<Corpus> {
+    match &opts.corpus {
+        Some(file) => {
+            if let Some(root) = root {
+                eprintln!(
+                    "writing the records of {} to {}",
+                    file.display(),
+                    root.display()
+                );
+            }
+            read_corpus(root, file, opts.docs)
+        }
+        None => {
+            let n = opts.docs.unwrap_or(10_000);
+            let words_from = opts
+                .words_from
+                .canonicalize()
+                .with_context(|| format!("cannot find {}", opts.words_from.display()))?;
+            let words = demo_vocabulary(&words_from)?;
+            if let Some(root) = root {
+                eprintln!(
+                    "writing {n} documents ({} words of vocabulary) to {}",
+                    words.len(),
+                    root.display()
+                );
+            }
+            generate_corpus(root, n, &words)
+        }
+    }
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let tmp;
+    let work = match &opts.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.canonicalize()
+                .with_context(|| format!("cannot find {}", dir.display()))?
+        }
+        None => {
+            tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    if let Some(http_opts) = &opts.http {
+        return run_http(&work, &opts, http_opts).await;
+    }
+    if std::fs::read_dir(&work)?.next().is_some() {
+        bail!(
+            "{} is not empty: the in-process benchmark starts from an empty folder",
+            work.display()
+        );
+    }
+    run_in_process(&work, &opts).await
+}
+
+/// What identifies the index a work folder holds, so that a later `--http` run with the same
+/// corpus and size reuses it instead of indexing again.
+fn index_key(opts: &BenchOptions) -> String {
+    let corpus = match &opts.corpus {
+        Some(file) => file
+            .canonicalize()
+            .unwrap_or_else(|_| file.clone())
+            .display()
+            .to_string(),
+        None => "generated".into(),
+    };
+    let docs = opts.docs.map_or_else(|| "all".into(), |n| n.to_string());
+    format!("corpus {corpus}\ndocs {docs}\n")
+}
+
+const INDEX_KEY_FILE: &str = "bench-index.txt";
+
+async fn run_http(
+    work: &Path,
+    opts: &BenchOptions,
+    http_opts: &http::HttpOptions,
+) -> anyhow::Result<()> {
+    // Before minutes of indexing, not after.
+    http::ensure_wrk()?;
+    let key = index_key(opts);
+    let key_file = work.join(INDEX_KEY_FILE);
+    let data_dir = work.join("data");
+    let index_dir = data_dir.join("index");
+    let previous = std::fs::read_to_string(&key_file).ok();
+    let reuse = previous.as_deref() == Some(key.as_str()) && index_dir.join("meta.json").exists();
+    if !reuse {
+        if previous.is_some() {
+            // A folder of an earlier run with another corpus: start over.
+            std::fs::remove_file(&key_file)?;
+            for sub in ["data", "share"] {
+                let p = work.join(sub);
+                if p.exists() {
+                    std::fs::remove_dir_all(&p)
+                        .with_context(|| format!("cannot remove {}", p.display()))?;
+                }
+            }
+        } else if std::fs::read_dir(work)?.next().is_some() {
+            bail!(
+                "{} is not empty and was not made by `samle bench --http`",
+                work.display()
+            );
+        }
+    }
+    let directory = http::write_directory(work)?;
+
+    let (corpus, indexed) = if reuse {
+        eprintln!(
+            "reusing the index built earlier in {} (delete the folder to index again)",
+            work.display()
+        );
+        (load_corpus(opts, None)?, None)
+    } else {
+        let share = work.join("share");
+        let corpus = load_corpus(opts, Some(&share))?;
+        let config = pipeline_config(work, &share, &directory, &corpus.language)?;
+        let (backends, indexed) = index_pipeline(config, corpus.docs.len()).await?;
+        drop(backends);
+        http::wait_for_writer_lock(&index_dir)?;
+        // The server must not need the files: it serves the index alone.
+        std::fs::remove_dir_all(&share)
+            .with_context(|| format!("cannot remove {}", share.display()))?;
+        std::fs::write(&key_file, &key)?;
+        (corpus, Some(indexed))
+    };
+    let stats = samle_index::SearchIndex::open(&index_dir)?.stats()?;
+    let qs = queries(opts.queries, &corpus.docs)?;
+    let docs = corpus.docs.len();
+    let mb = corpus.bytes as f64 / 1_000_000.0;
+    let Corpus { name, language, .. } = corpus;
+
+    let setup = http::Setup {
+        work: work.to_path_buf(),
+        data_dir,
+        directory,
+        queries: qs,
+    };
+    let opts2 = http_opts.clone();
+    let report = tokio::task::spawn_blocking(move || http::run(&setup, &opts2)).await??;
+
+    println!();
+    println!(
+        "Samle HTTP benchmark — {docs} documents ({name}, language {language}), {mb:.1} MB of text, {} queries",
+        opts.queries
+    );
+    println!(
+        "cores: {}   work folder: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        work.display()
+    );
+    match &indexed {
+        Some(i) => println!(
+            "indexing through the whole pipeline: {:.1} s, {:.0} docs/s, {:.2} MB/s, peak RSS {} MB",
+            i.time.as_secs_f64(),
+            docs as f64 / i.time.as_secs_f64(),
+            mb / i.time.as_secs_f64(),
+            mb_or_unknown(i.peak_rss)
+        ),
+        None => println!("indexing: reused an index built by an earlier run"),
+    }
+    println!(
+        "index: {} documents, {:.1} MB, {} segments (at the end of indexing: {})",
+        stats.documents,
+        stats.size_bytes as f64 / 1e6,
+        stats.segments,
+        indexed.as_ref().map_or_else(
+            || "unknown".into(),
+            |i| format!(
+                "{:.1} MB, {} segments",
+                i.size_bytes as f64 / 1e6,
+                i.segments
+            )
+        )
+    );
+    http::print(&report);
+    Ok(())
+}
+
+async fn run_in_process(work: &Path, opts: &BenchOptions) -> anyhow::Result<()> {
+    let words_from = opts
+        .words_from
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", opts.words_from.display()))?;
+    let share = work.join("share");
+    let corpus = load_corpus(opts, Some(&share))?;
+    let docs = corpus.docs.len();
+    let directory = words_from
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("directory.toml");
+    let config = pipeline_config(work, &share, &directory, &corpus.language)?;
+
+    // 1. The whole pipeline.
+    let (backends, indexed) = index_pipeline(config, docs).await?;
+    let pipeline = indexed.time;
+    let rss_pipeline = indexed.peak_rss;
+    let samle_size = indexed.size_bytes;
     let index = backends.state.index.clone();
-    let samle_size = index.stats()?.size_bytes;
 
     // 2. Raw tantivy on the same texts, in the same process.
     eprintln!("indexing the same documents with raw tantivy…");
-    let raw_dir = tmp.path().join("raw");
+    let raw_dir = work.join("raw");
     let started = Instant::now();
     let mut raw = RawIndex::create(&raw_dir, 64 * 1024 * 1024)?;
     for d in &corpus.docs {

@@ -11,15 +11,20 @@
 //! into [`SearchRequest`]s. All calls block (tantivy work is CPU and disk bound): call them
 //! from `spawn_blocking` or a dedicated thread, never on the async executor.
 
+mod acl_cache;
 mod analysis;
 pub mod baseline;
 mod collect;
 mod doc;
 mod error;
+mod language_gate;
+mod passage;
 mod principals;
 mod schema;
 mod search;
 mod search_index;
+mod small_union;
+mod stats;
 mod writer;
 
 pub use chrono::{DateTime, Utc};

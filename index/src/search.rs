@@ -21,10 +21,15 @@ use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 use tantivy::{DocAddress, DocId, Index, Score, Searcher, SegmentReader, TantivyDocument, Term};
 use tracing::debug;
 
+use crate::acl_cache::AclCache;
 use crate::analysis::{DANISH, ENGLISH, FOLDED, prefix};
+use crate::language_gate::LanguageGate;
+use crate::passage::{BodyTerms, passage};
 use crate::schema::{
     self, DATE_FIELD, FACET_KIND, FACET_SOURCE, FACET_TAG, FACET_YEAR, Fields, facet, year_value,
 };
+use crate::small_union;
+use crate::stats::QueryStats;
 use crate::{IndexError, Lang, Principals};
 
 /// The most hits one request may ask for.
@@ -158,6 +163,8 @@ pub struct Hit {
     pub updated: Option<DateTime<Utc>>,
     /// See [`crate::IndexDoc::tags`].
     pub tags: Vec<String>,
+    /// See [`crate::IndexDoc::properties`].
+    pub properties: std::collections::BTreeMap<String, String>,
     /// Relevance score (also computed for date orders, where it breaks ties).
     pub score: f32,
     /// About 200 characters of the body around the best matches, or its start.
@@ -182,6 +189,8 @@ pub(crate) struct QueryBuilder {
     da: LanguageParser,
     en: LanguageParser,
     language: Field,
+    /// The access filters of recent viewers (see `acl_cache`).
+    acl: AclCache,
 }
 
 /// A query parser over one language's stemmed fields and the folded fields, with the
@@ -206,7 +215,8 @@ impl LanguageParser {
         match prune(ast.clone(), &|phrase| self.keeps_any_token(phrase)) {
             Some(ast) => {
                 let (query, errors) = self.parser.build_query_from_user_input_ast_lenient(ast);
-                (query, errors.len())
+                // A word's fields as a small union (see `small_union`).
+                (small_union::rewrite(query), errors.len())
             }
             None => (Box::new(EmptyQuery), 0),
         }
@@ -237,6 +247,7 @@ impl QueryBuilder {
             da: parser(f.title_da, f.body_da, DANISH)?,
             en: parser(f.title_en, f.body_en, ENGLISH)?,
             language: f.language,
+            acl: AclCache::default(),
         })
     }
 
@@ -259,17 +270,20 @@ impl QueryBuilder {
             );
         }
         let in_language = |lang: Lang, query: Box<dyn Query>| -> Box<dyn Query> {
-            let is_lang = TermQuery::new(
-                Term::from_field_text(self.language, lang.as_str()),
-                IndexRecordOption::Basic,
-            );
-            Box::new(BooleanQuery::new(vec![
-                (Occur::Must, query),
-                (
-                    Occur::Must,
-                    Box::new(ConstScoreQuery::new(Box::new(is_lang), 0.0)),
-                ),
-            ]))
+            let term = Term::from_field_text(self.language, lang.as_str());
+            let is_lang = TermQuery::new(term.clone(), IndexRecordOption::Basic);
+            // The gate skips segments without documents of the language (see
+            // `language_gate`).
+            Box::new(LanguageGate::new(
+                term,
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query),
+                    (
+                        Occur::Must,
+                        Box::new(ConstScoreQuery::new(Box::new(is_lang), 0.0)),
+                    ),
+                ])),
+            ))
         };
         Some(Box::new(BooleanQuery::new(vec![
             (Occur::Should, in_language(Lang::Da, da)),
@@ -488,6 +502,7 @@ type Collected = (u64, FacetCounts, Vec<(Score, DocAddress)>);
 /// see exactly the same (trimmed) set of documents.
 fn collect<C, K>(
     searcher: &Searcher,
+    stats: &QueryStats,
     query: &dyn Query,
     top: Option<C>,
     score_of: fn(&K) -> Score,
@@ -495,7 +510,8 @@ fn collect<C, K>(
 where
     C: Collector<Fruit = Vec<(K, DocAddress)>>,
 {
-    let (total, facets, top) = searcher.search(query, &(Count, facet_collector(), top))?;
+    let (total, facets, top) =
+        searcher.search_with_statistics_provider(query, &(Count, facet_collector(), top), stats)?;
     let top = top
         .unwrap_or_default()
         .into_iter()
@@ -520,7 +536,7 @@ pub(crate) fn search(
                 .as_ref()
                 .map_or_else(|| Box::new(AllQuery) as Box<dyn Query>, |q| q.box_clone()),
         ),
-        (Occur::Must, acl_filter(f, viewer)),
+        (Occur::Must, queries.acl.filter(searcher, f.acl, viewer)?),
     ];
     clauses.extend(
         filter_clauses(f, &req.filters)?
@@ -531,9 +547,11 @@ pub(crate) fn search(
 
     let page = || TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
     let wants_page = req.limit > 0;
+    let stats = QueryStats::new(searcher);
     let (total, facet_counts, top) = match req.sort {
         SortOrder::Relevance => collect(
             searcher,
+            &stats,
             &query,
             wants_page.then(|| page().order_by_score()),
             |score: &Score| *score,
@@ -544,6 +562,7 @@ pub(crate) fn search(
             };
             collect(
                 searcher,
+                &stats,
                 &query,
                 wants_page.then(|| page().order_by((by_date, SortBySimilarityScore))),
                 |key: &(Option<i64>, Score)| key.1,
@@ -552,14 +571,20 @@ pub(crate) fn search(
     };
 
     let snippets = match (&user_query, top.is_empty()) {
-        (Some(q), false) => Some(Snippets::new(searcher, f, q.as_ref())?),
+        (Some(q), false) => Some(Snippets::new(searcher, &stats, f, q.as_ref())?),
         _ => None,
     };
     let mut hits = Vec::with_capacity(top.len());
     for (score, address) in top {
         let doc: TantivyDocument = searcher.doc(address)?;
         let stored = schema::to_stored(f, &doc);
-        let snippet = snippet_parts(snippets.as_ref(), stored.language, &stored.body);
+        let snippet = snippet_parts(
+            snippets.as_ref(),
+            searcher,
+            address,
+            stored.language,
+            &stored.body,
+        )?;
         hits.push(Hit {
             source: stored.source,
             external_id: stored.external_id,
@@ -571,6 +596,7 @@ pub(crate) fn search(
             created: stored.created,
             updated: stored.updated,
             tags: stored.tags,
+            properties: stored.properties,
             score,
             snippet,
         });
@@ -603,33 +629,67 @@ fn facet_values(counts: &FacetCounts, root: &str) -> Vec<FacetCount> {
     values
 }
 
-/// Snippet generators for the three body fields a hit may have matched in.
+/// Snippet generators for the three body fields a hit may have matched in, and those
+/// fields' query terms, whose positions say where in a body the matches are.
 struct Snippets {
     da: SnippetGenerator,
     en: SnippetGenerator,
     fold: SnippetGenerator,
+    terms: BodyTerms,
+    fields: [Field; 3],
 }
 
 impl Snippets {
-    fn new(searcher: &Searcher, f: &Fields, query: &dyn Query) -> Result<Snippets, IndexError> {
+    fn new(
+        searcher: &Searcher,
+        stats: &QueryStats,
+        f: &Fields,
+        query: &dyn Query,
+    ) -> Result<Snippets, IndexError> {
+        let fields = [f.body_da, f.body_en, f.body_fold];
+        let terms = BodyTerms::new(stats, query, &fields)?;
         let generator = |field| -> Result<SnippetGenerator, IndexError> {
-            let mut g = SnippetGenerator::create(searcher, query, field)?;
-            g.set_max_num_chars(SNIPPET_CHARS);
-            Ok(g)
+            let tokenizer = searcher.index().tokenizer_for_field(field)?;
+            Ok(SnippetGenerator::new(
+                terms.texts(field),
+                tokenizer,
+                field,
+                SNIPPET_CHARS,
+            ))
         };
         Ok(Snippets {
             da: generator(f.body_da)?,
             en: generator(f.body_en)?,
             fold: generator(f.body_fold)?,
+            terms,
+            fields,
         })
     }
 }
 
 /// The snippet of a hit: from its language's stemmed field or the folded field, whichever
-/// highlights more; the start of the body when neither matches (a title-only match).
-fn snippet_parts(snippets: Option<&Snippets>, lang: Lang, body: &str) -> Vec<SnippetPart> {
+/// highlights more; the start of the body when neither matches (a title-only match). Only
+/// the passage the postings' positions point to is analysed (see `passage`).
+fn snippet_parts(
+    snippets: Option<&Snippets>,
+    searcher: &Searcher,
+    address: DocAddress,
+    lang: Lang,
+    body: &str,
+) -> Result<Vec<SnippetPart>, IndexError> {
     let text = prefix(body, SNIPPET_SOURCE_BYTES);
     if let Some(s) = snippets {
+        let [da, en, fold] = s.fields;
+        let stemmed_field = match lang {
+            Lang::Da => da,
+            Lang::En => en,
+        };
+        let matches = s.terms.matches(searcher, address, &[stemmed_field, fold])?;
+        // No match in the part of the body snippets are cut from: its start, as before.
+        let Some(range) = passage(text, matches) else {
+            return Ok(lead(body));
+        };
+        let text = &text[range];
         let stemmed = match lang {
             Lang::Da => s.da.snippet(text),
             Lang::En => s.en.snippet(text),
@@ -641,10 +701,10 @@ fn snippet_parts(snippets: Option<&Snippets>, lang: Lang, body: &str) -> Vec<Sni
             stemmed
         };
         if !best.highlighted().is_empty() {
-            return highlighted_parts(&best);
+            return Ok(highlighted_parts(&best));
         }
     }
-    lead(body)
+    Ok(lead(body))
 }
 
 fn highlighted_parts(snippet: &Snippet) -> Vec<SnippetPart> {

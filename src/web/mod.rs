@@ -9,7 +9,9 @@ pub mod csrf;
 pub mod error;
 pub mod i18n;
 pub mod pages;
+pub mod search_pool;
 pub mod search_view;
+pub mod session_cache;
 pub mod templates;
 pub mod throttle;
 
@@ -48,7 +50,8 @@ pub fn router(state: AppState, sessions: SqliteSessionStore, key: Key) -> Router
     let idle = time::Duration::seconds(
         i64::try_from(state.config.server.session_idle_timeout.as_secs()).unwrap_or(i64::MAX),
     );
-    let session_layer = SessionManagerLayer::new(sessions)
+    // Sessions are read from memory, written through to the database (see `session_cache`).
+    let session_layer = SessionManagerLayer::new(session_cache::SessionCache::new(sessions))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)

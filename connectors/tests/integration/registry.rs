@@ -140,3 +140,36 @@ async fn relative_roots_are_resolved_against_the_base_dir() {
         "{notes:?}"
     );
 }
+
+/// Every commented example in `config/examples/` is a valid table of its kind and builds,
+/// except for what only a real installation has: credentials in the environment, CA files.
+#[test]
+fn every_example_configuration_builds() {
+    for (file, kind, count) in [
+        ("feeds.toml", "feed", 4),
+        ("website.toml", "website", 3),
+        ("wordpress.toml", "wordpress", 3),
+        ("mediawiki.toml", "mediawiki", 2),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/examples")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: toml::Table = toml::from_str(&text).unwrap();
+        let sources = value["sources"].as_array().unwrap();
+        assert_eq!(sources.len(), count, "{file}");
+        for source in sources {
+            assert_eq!(source["kind"].as_str(), Some(kind), "{file}");
+            let mut table = toml::Table::new();
+            table.insert(kind.to_owned(), source[kind].clone());
+            let params: ConnectorParams = table.try_into().unwrap();
+            match build(kind, &params, Path::new("/")) {
+                Ok(connector) => assert_eq!(connector.kind(), kind),
+                Err(e) => assert!(
+                    e.to_string().contains("SAMLE_") || e.to_string().contains("ca_file"),
+                    "{file}: {e}"
+                ),
+            }
+        }
+    }
+}

@@ -867,29 +867,6 @@ async fn check_says_what_it_found_or_what_is_wrong() {
 }
 
 #[test]
-fn the_example_configuration_builds() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/website.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let value: toml::Table = toml::from_str(&text).unwrap();
-    let sources = value["sources"].as_array().unwrap();
-    assert_eq!(sources.len(), 3);
-    for source in sources {
-        assert_eq!(source["kind"].as_str(), Some("website"));
-        let mut table = toml::Table::new();
-        table.insert("website".to_owned(), source["website"].clone());
-        let params: samle_connectors::ConnectorParams = table.try_into().unwrap();
-        match build("website", &params, Path::new("/")) {
-            Ok(connector) => assert_eq!(connector.kind(), "website"),
-            // Credentials and the CA file belong to a real installation.
-            Err(e) => assert!(
-                e.to_string().contains("SAMLE_") || e.to_string().contains("kommune-ca.pem"),
-                "{e}"
-            ),
-        }
-    }
-}
-
-#[test]
 fn a_misspelt_key_is_refused() {
     let err = toml::from_str::<samle_connectors::ConnectorParams>(
         "[website]\nseeds = [\"https://intra/\"]\nfollow_link = false",

@@ -3,6 +3,11 @@
 
 use clap::Parser as _;
 
+/// mimalloc returns freed memory to the system where glibc's arenas kept it resident: the
+/// server's own memory under load, see docs/performance.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = samle::cli::Cli::parse();
     // One TLS stack for the whole binary (LDAP and HTTP connectors): rustls with ring.

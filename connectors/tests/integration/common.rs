@@ -215,3 +215,17 @@ pub async fn serve_tls(router: axum::Router) -> TlsServer {
         _dir: dir,
     }
 }
+
+/// Builds a `kind` connector from each `[kind]` table body and checks that building fails
+/// with a configuration error containing the expected text.
+pub fn assert_config_errors(kind: &str, cases: &[(&str, &str)]) {
+    for (table, expected) in cases {
+        let params: samle_connectors::ConnectorParams =
+            toml::from_str(&format!("[{kind}]\n{table}")).unwrap();
+        let err = samle_connectors::build(kind, &params, Path::new("/"))
+            .err()
+            .unwrap_or_else(|| panic!("{table}: building must fail"));
+        assert!(err.is_config(), "{err}");
+        assert!(err.to_string().contains(expected), "{table}: {err}");
+    }
+}

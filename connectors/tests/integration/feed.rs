@@ -390,14 +390,7 @@ fn configuration_mistakes_are_named() {
             "empty principal",
         ),
     ];
-    for (table, expected) in cases {
-        let params: ConnectorParams = toml::from_str(&format!("[feed]\n{table}")).unwrap();
-        let err = build("feed", &params, Path::new("/"))
-            .err()
-            .expect("must fail");
-        assert!(err.is_config(), "{err}");
-        assert!(err.to_string().contains(expected), "{table}: {err}");
-    }
+    crate::common::assert_config_errors("feed", &cases);
     let err = toml::from_str::<ConnectorParams>("[feed]\nurl = \"https://x/\"\nfulltext = true")
         .unwrap_err();
     assert!(err.to_string().contains("fulltext"), "{err}");

@@ -705,14 +705,7 @@ fn configuration_mistakes_are_named() {
             "SAMLE_TEST_UNSET_MW_PASSWORD is not set",
         ),
     ];
-    for (table, expected) in cases {
-        let params: ConnectorParams = toml::from_str(&format!("[mediawiki]\n{table}")).unwrap();
-        let err = build("mediawiki", &params, Path::new("/"))
-            .err()
-            .expect("must fail");
-        assert!(err.is_config(), "{err}");
-        assert!(err.to_string().contains(expected), "{table}: {err}");
-    }
+    crate::common::assert_config_errors("mediawiki", &cases);
     let err = toml::from_str::<ConnectorParams>(
         "[mediawiki]\napi = \"https://wiki/api.php\"\nnamespace = [0]",
     )

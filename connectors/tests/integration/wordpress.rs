@@ -816,14 +816,7 @@ fn configuration_mistakes_are_named() {
         ),
         ("url = \"https://x/\"\naccess = [\" \"]", "empty principal"),
     ];
-    for (table, expected) in cases {
-        let params: ConnectorParams = toml::from_str(&format!("[wordpress]\n{table}")).unwrap();
-        let err = build("wordpress", &params, Path::new("/"))
-            .err()
-            .expect("must fail");
-        assert!(err.is_config(), "{err}");
-        assert!(err.to_string().contains(expected), "{table}: {err}");
-    }
+    crate::common::assert_config_errors("wordpress", &cases);
     let err = toml::from_str::<ConnectorParams>(
         "[wordpress]\nurl = \"https://x/\"\ninclude_draft = true",
     )

@@ -7,51 +7,34 @@
 //! after ten seconds. A fixed pool keeps that to one arena per core; requests beyond it wait
 //! in the queue, which on a busy machine they would do for the cores anyway.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::web::error::AppError;
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A handle on the search threads; cheap to clone. The threads end when the last handle
-/// is dropped.
-#[derive(Clone)]
+/// A handle on the search threads (a rayon pool); cheap to clone. The threads end when the
+/// last handle is dropped.
+#[derive(Clone, Debug)]
 pub struct SearchPool {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for SearchPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SearchPool").finish_non_exhaustive()
-    }
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl SearchPool {
     /// Starts `threads` threads (at least one).
-    pub fn new(threads: usize) -> std::io::Result<SearchPool> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("samle-search-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        let Ok(job) = job else { return };
-                        // A panicking search fails its own request (its reply is dropped),
-                        // not the thread: the pool must not shrink.
-                        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-                    }
-                })?;
-        }
-        Ok(SearchPool { jobs })
+    pub fn new(threads: usize) -> Result<SearchPool, rayon::ThreadPoolBuildError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("samle-search-{i}"))
+            // A panicking search fails its own request (its reply is dropped); rayon's default
+            // would abort the process.
+            .panic_handler(|_| tracing::error!("a search panicked on its thread"))
+            .build()?;
+        Ok(SearchPool {
+            pool: Arc::new(pool),
+        })
     }
 
     /// One thread per core.
-    pub fn per_core() -> std::io::Result<SearchPool> {
+    pub fn per_core() -> Result<SearchPool, rayon::ThreadPoolBuildError> {
         SearchPool::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
@@ -62,11 +45,9 @@ impl SearchPool {
         R: Send + 'static,
     {
         let (reply, result) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = reply.send(f());
-            }))
-            .map_err(|_| AppError::internal("the search threads have stopped"))?;
+        self.pool.spawn(move || {
+            let _ = reply.send(f());
+        });
         result
             .await
             .map_err(|_| AppError::internal("the search failed on its thread (a panic)"))

@@ -3,6 +3,7 @@
 //! deletions through the periodic listing, failures mid-listing, rate limits, redirects,
 //! broken JSON, HTTPS with the organisation's CA, and what an unchanged re-sync costs.
 
+mod real;
 mod site;
 
 use std::collections::HashMap;

@@ -155,11 +155,18 @@ pub struct AuthConfig {
     pub group_principals: BTreeMap<String, Vec<String>>,
 }
 
+/// The index writer's memory when the configuration does not say.
+pub const DEFAULT_WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often a running sync commits when the configuration does not say.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug)]
 pub struct IndexConfig {
     pub writer_heap_bytes: usize,
-    /// Documents per commit during a sync.
-    pub commit_every: usize,
+    /// How often a running sync commits: what makes its documents searchable and saves its
+    /// progress before the run ends.
+    pub commit_interval: Duration,
     /// Default deletion guard: the largest share of a source one sync may delete.
     pub max_delete_share: f64,
 }
@@ -356,7 +363,7 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawIndex {
     writer_heap_mb: Option<Spanned<usize>>,
-    commit_every: Option<Spanned<usize>>,
+    commit_interval: Option<Spanned<String>>,
     max_delete_share: Option<Spanned<f64>>,
 }
 
@@ -528,18 +535,21 @@ impl Config {
                     ));
                 }
                 Some(mb) => mb.into_inner() * 1024 * 1024,
-                None => 64 * 1024 * 1024,
+                None => DEFAULT_WRITER_HEAP_BYTES,
             },
-            commit_every: match raw.index.commit_every {
-                Some(n) if *n.get_ref() == 0 => {
-                    return Err(ctx.at(
-                        n.span(),
-                        "index.commit_every",
-                        "expected a positive number of documents".into(),
-                    ));
+            commit_interval: match &raw.index.commit_interval {
+                Some(s) => {
+                    let d = ctx.duration(s, "index.commit_interval")?;
+                    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                        return Err(ctx.at(
+                            s.span(),
+                            "index.commit_interval",
+                            "expected a duration from 1s to 1h".into(),
+                        ));
+                    }
+                    d
                 }
-                Some(n) => n.into_inner(),
-                None => 1000,
+                None => DEFAULT_COMMIT_INTERVAL,
             },
             max_delete_share,
         };
@@ -1473,10 +1483,16 @@ root = "demo"
                 "`da` or `en`",
             ),
             (
-                "[index]\ncommit_every = \"many\"\n",
+                "[index]\ncommit_interval = \"many\"\n",
                 2,
-                "commit_every",
-                "invalid type",
+                "index.commit_interval",
+                "not a duration",
+            ),
+            (
+                "[index]\ncommit_interval = \"100ms\"\n",
+                2,
+                "index.commit_interval",
+                "from 1s to 1h",
             ),
             (
                 "\n[[sources]]\nid = \"x\"\nkind = \"sharepoint\"\n[sources.file-share]\nroot = \"a\"\n",

@@ -1,13 +1,16 @@
 //! Sync: runs a source's connector and feeds its changes to the index.
 //!
-//! One dedicated thread owns the index writer ([`Indexer`]); every run sends it batches. A
-//! batch is committed together with the connector's cursor when the connector says it has
-//! reached a checkpoint, so after a crash the cursor never runs ahead of what was indexed.
-//! Deletion of documents a source no longer lists is mark-and-sweep, and only after a
-//! complete, successful traversal; the index's guard refuses to delete more than a share of
-//! a source in one run. A failing source never deletes anything.
+//! One dedicated thread owns the index writer ([`Indexer`]); every run streams its changes to
+//! it as they arrive, so analysis runs while the connector reads on. Commits make them
+//! searchable and save the source's progress: every `commit_interval`, and at the end of the
+//! run. A connector's checkpoint cursor goes into the first commit after it, never earlier, so
+//! after a crash the cursor never runs ahead of what was indexed. Deletion of documents a
+//! source no longer lists is mark-and-sweep, and only after a complete, successful traversal;
+//! the index's guard refuses to delete more than a share of a source in one run. A failing
+//! source never deletes anything.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,12 @@ pub enum SyncError {
     Disabled(String),
     #[error("the index writer has stopped")]
     WriterGone,
+    /// A commit failed (for this run or another) and the writer rolled back, discarding
+    /// documents this run had sent; the run must not save its progress.
+    #[error(
+        "the index writer discarded this run's pending documents after a failed commit; the next run reads them again"
+    )]
+    Discarded,
     #[error(transparent)]
     Index(#[from] samle_index::IndexError),
     #[error(transparent)]
@@ -36,143 +45,214 @@ pub enum SyncError {
 }
 
 enum WriteOp {
+    /// A document the run knows is not in the index yet: no delete of an older version.
+    Add(Box<IndexDoc>),
     Upsert(Box<IndexDoc>),
-    Delete { source: String, external_id: String },
+    Delete {
+        source: String,
+        external_id: String,
+    },
 }
 
 enum WriterCmd {
-    /// Apply the operations and commit; with a cursor, store it in the same commit.
+    /// Apply one operation; it becomes visible with the next commit.
+    Apply(WriteOp),
+    /// Commit everything applied; with a cursor, store it in the same commit.
     Commit {
-        ops: Vec<WriteOp>,
         cursor: Option<(String, String)>,
-        reply: oneshot::Sender<Result<(), samle_index::IndexError>>,
+        generation: u64,
+        reply: oneshot::Sender<Result<(), SyncError>>,
     },
-    /// Apply, sweep the source's unseen documents (guarded), and commit.
+    /// Commit, sweep the source's unseen documents (guarded), and commit.
     Finish {
-        ops: Vec<WriteOp>,
         source: String,
         seen: HashSet<String>,
         max_share: f64,
         cursor: Option<String>,
-        reply: oneshot::Sender<Result<SweepOutcome, samle_index::IndexError>>,
+        generation: u64,
+        reply: oneshot::Sender<Result<SweepOutcome, SyncError>>,
     },
 }
+
+/// Operations queued for the writer thread before a sender waits. A full sync is limited by
+/// analysis, not by this; the bound only keeps a fast connector from filling memory.
+const WRITER_QUEUE: usize = 1024;
 
 /// The handle to the single index writer thread.
 #[derive(Clone)]
 pub struct Indexer {
-    tx: std::sync::mpsc::Sender<WriterCmd>,
+    tx: mpsc::Sender<WriterCmd>,
     index: SearchIndex,
+    /// Counts the writer's rollbacks. Every run streams into the same writer, so a rollback
+    /// (after a failed commit) also discards what other runs applied since their last commit:
+    /// a run whose generation changed must not commit its cursor as if its documents were in.
+    generation: Arc<AtomicU64>,
 }
 
 impl Indexer {
     /// Takes the index's writer (failing if another process holds it) and starts its thread.
     pub fn start(index: SearchIndex, heap_bytes: usize) -> Result<Indexer, SyncError> {
         let writer = index.writer(heap_bytes)?;
-        let (tx, rx) = std::sync::mpsc::channel::<WriterCmd>();
+        let (tx, rx) = mpsc::channel::<WriterCmd>(WRITER_QUEUE);
+        let generation = Arc::new(AtomicU64::new(0));
+        let thread_generation = Arc::clone(&generation);
         std::thread::Builder::new()
             .name("samle-index-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &thread_generation))
             .map_err(|_| SyncError::WriterGone)?;
-        Ok(Indexer { tx, index })
+        Ok(Indexer {
+            tx,
+            index,
+            generation,
+        })
     }
 
     pub fn index(&self) -> &SearchIndex {
         &self.index
     }
 
+    /// The writer's current generation: take it before the first [`Indexer::apply`] whose
+    /// commit it will guard.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    async fn apply(&self, op: WriteOp) -> Result<(), SyncError> {
+        self.tx
+            .send(WriterCmd::Apply(op))
+            .await
+            .map_err(|_| SyncError::WriterGone)
+    }
+
+    /// Commits what was applied. Fails if the writer rolled back since `generation`, which
+    /// means some of what this caller applied was discarded.
     async fn commit(
         &self,
-        ops: Vec<WriteOp>,
         cursor: Option<(String, String)>,
+        generation: u64,
     ) -> Result<(), SyncError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(WriterCmd::Commit { ops, cursor, reply })
+            .send(WriterCmd::Commit {
+                cursor,
+                generation,
+                reply,
+            })
+            .await
             .map_err(|_| SyncError::WriterGone)?;
-        Ok(rx.await.map_err(|_| SyncError::WriterGone)??)
+        rx.await.map_err(|_| SyncError::WriterGone)?
     }
 
     async fn finish(
         &self,
-        ops: Vec<WriteOp>,
         source: &str,
         seen: HashSet<String>,
         max_share: f64,
         cursor: Option<String>,
+        generation: u64,
     ) -> Result<SweepOutcome, SyncError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(WriterCmd::Finish {
-                ops,
                 source: source.to_string(),
                 seen,
                 max_share,
                 cursor,
+                generation,
                 reply,
             })
+            .await
             .map_err(|_| SyncError::WriterGone)?;
-        Ok(rx.await.map_err(|_| SyncError::WriterGone)??)
+        rx.await.map_err(|_| SyncError::WriterGone)?
     }
 
     /// Indexes documents directly (demo seeding, tests, benchmarks) and commits.
     pub async fn upsert_all(&self, docs: Vec<IndexDoc>) -> Result<(), SyncError> {
-        let ops = docs
-            .into_iter()
-            .map(|d| WriteOp::Upsert(Box::new(d)))
-            .collect();
-        self.commit(ops, None).await
-    }
-}
-
-fn apply(writer: &mut IndexWriter, ops: Vec<WriteOp>) -> Result<(), samle_index::IndexError> {
-    for op in ops {
-        match op {
-            WriteOp::Upsert(doc) => writer.upsert(*doc)?,
-            WriteOp::Delete {
-                source,
-                external_id,
-            } => writer.delete(&source, &external_id)?,
+        let generation = self.generation();
+        for doc in docs {
+            doc.validate()?;
+            self.apply(WriteOp::Upsert(Box::new(doc))).await?;
         }
+        self.commit(None, generation).await
     }
-    Ok(())
 }
 
-fn writer_loop(mut writer: IndexWriter, rx: std::sync::mpsc::Receiver<WriterCmd>) {
-    // The loop ends when every `Indexer` handle is dropped; pending work was committed or
-    // rolled back by then, and tantivy's lock is released with the writer.
-    while let Ok(cmd) = rx.recv() {
+fn apply(writer: &mut IndexWriter, op: WriteOp) -> Result<(), samle_index::IndexError> {
+    match op {
+        WriteOp::Add(doc) => writer.add_new(*doc),
+        WriteOp::Upsert(doc) => writer.upsert(*doc),
+        WriteOp::Delete {
+            source,
+            external_id,
+        } => writer.delete(&source, &external_id),
+    }
+}
+
+fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, generation: &AtomicU64) {
+    // The first error of an operation since the last commit: the commit reports it, and
+    // rolls back, rather than committing a batch with a hole in it.
+    let mut failed: Option<samle_index::IndexError> = None;
+    let rollback = |writer: &mut IndexWriter| {
+        let _ = writer.rollback();
+        generation.fetch_add(1, Ordering::AcqRel);
+    };
+    // The loop ends when every `Indexer` handle is dropped; what was applied but not committed
+    // is discarded with the writer, and tantivy's lock is released.
+    while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            WriterCmd::Commit { ops, cursor, reply } => {
-                let result = apply(&mut writer, ops).and_then(|()| {
-                    writer
+            WriterCmd::Apply(op) => {
+                if failed.is_none()
+                    && let Err(e) = apply(&mut writer, op)
+                {
+                    failed = Some(e);
+                }
+            }
+            WriterCmd::Commit {
+                cursor,
+                generation: expected,
+                reply,
+            } => {
+                let result = match failed.take() {
+                    Some(e) => Err(e.into()),
+                    None if generation.load(Ordering::Acquire) != expected => {
+                        Err(SyncError::Discarded)
+                    }
+                    None => writer
                         .commit(cursor.as_ref().map(|(s, c)| (s.as_str(), c.as_str())))
                         .map(|_| ())
-                });
+                        .map_err(SyncError::from),
+                };
                 if result.is_err() {
-                    let _ = writer.rollback();
+                    rollback(&mut writer);
                 }
                 let _ = reply.send(result);
             }
             WriterCmd::Finish {
-                ops,
                 source,
                 seen,
                 max_share,
                 cursor,
+                generation: expected,
                 reply,
             } => {
-                let result = apply(&mut writer, ops)
+                let result = match failed.take() {
+                    Some(e) => Err(e.into()),
+                    None if generation.load(Ordering::Acquire) != expected => {
+                        Err(SyncError::Discarded)
+                    }
                     // Commit what the run brought first, so the sweep counts against the
                     // source as it now is.
-                    .and_then(|()| writer.commit(None).map(|_| ()))
-                    .and_then(|()| writer.sweep(&source, &seen, max_share))
-                    .and_then(|outcome| {
-                        let cursor = cursor.as_deref().map(|c| (source.as_str(), c));
-                        writer.commit(cursor).map(|_| outcome)
-                    });
+                    None => writer
+                        .commit(None)
+                        .and_then(|_| writer.sweep(&source, &seen, max_share))
+                        .and_then(|outcome| {
+                            let cursor = cursor.as_deref().map(|c| (source.as_str(), c));
+                            writer.commit(cursor).map(|_| outcome)
+                        })
+                        .map_err(SyncError::from),
+                };
                 if result.is_err() {
-                    let _ = writer.rollback();
+                    rollback(&mut writer);
                 }
                 let _ = reply.send(result);
             }
@@ -377,46 +457,68 @@ impl SyncEngine {
         let task = tokio::spawn(async move { connector.run(ctx).await });
 
         let mut seen = HashSet::new();
-        let mut batch: Vec<WriteOp> = Vec::new();
         let mut traversal_complete = false;
+        // The newest checkpoint, and the newest one not yet committed.
         let mut last_cursor: Option<String> = None;
+        let mut pending_cursor: Option<String> = None;
         let mut reported = Progress {
             source: source.id.clone(),
             ..Progress::default()
         };
-        let commit_every = self.config.index.commit_every;
+        let commit_interval = self.config.index.commit_interval;
+        let generation = self.indexer.generation();
+        let mut last_commit = Instant::now();
         let mut failure: Option<String> = None;
 
         while let Some(change) = rx.recv().await {
-            match change {
+            let op = match change {
                 Change::Upsert(doc) => {
                     counts.seen += 1;
-                    if existing.contains(&doc.external_id) {
-                        counts.updated += 1;
-                    } else {
-                        counts.added += 1;
-                    }
-                    if doc.acl.is_empty() {
-                        self.record_error(run_id, Some(&doc.external_id), EMPTY_ACL_MESSAGE)
+                    let doc = to_index_doc(&source.id, doc);
+                    if let Err(e) = doc.validate() {
+                        // The connector's mistake, about this document only; an indexed
+                        // older version stays, as for a file that cannot be read.
+                        counts.failed += 1;
+                        self.record_error(run_id, Some(&doc.external_id), &e.to_string())
                             .await;
+                        seen.insert(doc.external_id);
+                        None
+                    } else {
+                        let known = existing.contains(&doc.external_id);
+                        if known {
+                            counts.updated += 1;
+                        } else {
+                            counts.added += 1;
+                        }
+                        if doc.acl.is_empty() {
+                            self.record_error(run_id, Some(&doc.external_id), EMPTY_ACL_MESSAGE)
+                                .await;
+                        }
+                        // A document that was not in the index when the run started, and is
+                        // sent for the first time in it, has no older version to replace.
+                        let first = seen.insert(doc.external_id.clone());
+                        Some(if known || !first {
+                            WriteOp::Upsert(Box::new(doc))
+                        } else {
+                            WriteOp::Add(Box::new(doc))
+                        })
                     }
-                    seen.insert(doc.external_id.clone());
-                    batch.push(WriteOp::Upsert(Box::new(to_index_doc(&source.id, doc))));
                 }
                 Change::Unchanged { external_id } => {
                     counts.seen += 1;
                     counts.unchanged += 1;
                     seen.insert(external_id);
+                    None
                 }
                 Change::Delete { external_id } => {
                     if existing.contains(&external_id) {
                         counts.deleted += 1;
                     }
                     seen.remove(&external_id);
-                    batch.push(WriteOp::Delete {
+                    Some(WriteOp::Delete {
                         source: source.id.clone(),
                         external_id,
-                    });
+                    })
                 }
                 Change::Failed { external_id, error } => {
                     counts.seen += 1;
@@ -425,27 +527,32 @@ impl SyncEngine {
                     // today is not a file that was deleted.
                     seen.insert(external_id.clone());
                     self.record_error(run_id, Some(&external_id), &error).await;
+                    None
                 }
                 Change::Checkpoint { cursor } => {
-                    let ops = std::mem::take(&mut batch);
-                    if let Err(e) = self
-                        .indexer
-                        .commit(ops, Some((source.id.clone(), cursor.clone())))
-                        .await
-                    {
-                        failure = Some(format!("cannot write to the index: {e}"));
-                        break;
-                    }
+                    // Everything before it has been applied: the next commit may carry it.
+                    pending_cursor = Some(cursor.clone());
                     last_cursor = Some(cursor);
+                    None
                 }
-                Change::TraversalComplete => traversal_complete = true,
+                Change::TraversalComplete => {
+                    traversal_complete = true;
+                    None
+                }
+            };
+            if let Some(op) = op
+                && let Err(e) = self.indexer.apply(op).await
+            {
+                failure = Some(format!("cannot write to the index: {e}"));
+                break;
             }
-            if batch.len() >= commit_every {
-                let ops = std::mem::take(&mut batch);
-                if let Err(e) = self.indexer.commit(ops, None).await {
+            if last_commit.elapsed() >= commit_interval {
+                let cursor = pending_cursor.take().map(|c| (source.id.clone(), c));
+                if let Err(e) = self.indexer.commit(cursor, generation).await {
                     failure = Some(format!("cannot write to the index: {e}"));
                     break;
                 }
+                last_commit = Instant::now();
             }
             reported.counts = counts.clone();
             reported.elapsed = started.elapsed();
@@ -462,11 +569,10 @@ impl SyncEngine {
         let failure = failure.or(connector_error);
 
         if let Some(message) = failure {
-            // What the source delivered before it failed is good content: keep it, but do
-            // not move the cursor and delete nothing.
-            if !batch.is_empty()
-                && let Err(e) = self.indexer.commit(std::mem::take(&mut batch), None).await
-            {
+            // What the source delivered before it failed is good content: keep it, with the
+            // last checkpoint it reached, but delete nothing.
+            let cursor = pending_cursor.map(|c| (source.id.clone(), c));
+            if let Err(e) = self.indexer.commit(cursor, generation).await {
                 tracing::error!(source = %source.id, error = %e, "cannot commit after a failed run");
             }
             return Err((counts, message));
@@ -477,11 +583,11 @@ impl SyncEngine {
             match self
                 .indexer
                 .finish(
-                    batch,
                     &source.id,
                     seen,
                     source.max_delete_share,
                     last_cursor,
+                    generation,
                 )
                 .await
             {
@@ -499,8 +605,11 @@ impl SyncEngine {
                 }
                 Err(e) => return Err((counts, format!("cannot write to the index: {e}"))),
             }
-        } else if let Err(e) = self.indexer.commit(batch, None).await {
-            return Err((counts, format!("cannot write to the index: {e}")));
+        } else {
+            let cursor = pending_cursor.map(|c| (source.id.clone(), c));
+            if let Err(e) = self.indexer.commit(cursor, generation).await {
+                return Err((counts, format!("cannot write to the index: {e}")));
+            }
         }
         reported.counts = counts.clone();
         reported.elapsed = started.elapsed();
@@ -603,5 +712,111 @@ async fn run_logged(engine: &SyncEngine, source: &str, trigger: &str) {
             )
         }
         Err(e) => tracing::error!(source, trigger, error = %e, "sync could not run"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, text: &str) -> IndexDoc {
+        IndexDoc {
+            source: "share".into(),
+            external_id: id.into(),
+            kind: "file".into(),
+            title: text.into(),
+            body: text.into(),
+            url: None,
+            author: None,
+            language: Some(Lang::Da),
+            created: None,
+            updated: None,
+            acl: vec!["group:alle".into()],
+            tags: Vec::new(),
+            fingerprint: None,
+            properties: Default::default(),
+        }
+    }
+
+    fn ids(index: &SearchIndex) -> Vec<String> {
+        let mut ids: Vec<String> = index.source_ids("share").unwrap().into_iter().collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn streamed_documents_become_visible_with_the_commit_and_new_ones_are_not_doubled() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let generation = indexer.generation();
+        for id in ["a", "b"] {
+            indexer
+                .apply(WriteOp::Add(Box::new(doc(id, "første udgave"))))
+                .await
+                .unwrap();
+        }
+        assert!(
+            ids(&index).is_empty(),
+            "nothing is visible before the commit"
+        );
+        indexer.commit(None, generation).await.unwrap();
+        assert_eq!(ids(&index), ["a", "b"]);
+        // A later version replaces; a delete removes.
+        indexer
+            .apply(WriteOp::Upsert(Box::new(doc("a", "anden udgave"))))
+            .await
+            .unwrap();
+        indexer
+            .apply(WriteOp::Delete {
+                source: "share".into(),
+                external_id: "b".into(),
+            })
+            .await
+            .unwrap();
+        indexer.commit(None, generation).await.unwrap();
+        assert_eq!(ids(&index), ["a"]);
+        assert_eq!(index.stats().unwrap().documents, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_discards_what_every_run_applied_and_their_commits_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        // Two runs stream into the one writer.
+        let first = indexer.generation();
+        let second = indexer.generation();
+        indexer
+            .apply(WriteOp::Add(Box::new(doc("fra-anden-kørsel", "tekst"))))
+            .await
+            .unwrap();
+        // The first run sends something the writer refuses (callers validate first; this
+        // stands for any failure of the writer).
+        indexer
+            .apply(WriteOp::Upsert(Box::new(doc("", "uden id"))))
+            .await
+            .unwrap();
+        let err = indexer.commit(None, first).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SyncError::Index(samle_index::IndexError::InvalidDocument(_))
+            ),
+            "{err}"
+        );
+        // The rollback took the second run's document with it: its commit must fail rather
+        // than save progress past a document that is not in the index.
+        let err = indexer.commit(None, second).await.unwrap_err();
+        assert!(matches!(err, SyncError::Discarded), "{err}");
+        assert!(ids(&index).is_empty());
+        // A run that starts now works normally.
+        let third = indexer.generation();
+        indexer
+            .apply(WriteOp::Add(Box::new(doc("ny", "tekst"))))
+            .await
+            .unwrap();
+        indexer.commit(None, third).await.unwrap();
+        assert_eq!(ids(&index), ["ny"]);
     }
 }

@@ -90,11 +90,14 @@ fn a_broken_configuration_names_file_line_and_key() {
     std::fs::create_dir_all(&root).unwrap();
     let config = file_share_config(dir.path(), &root, "");
     let original = std::fs::read_to_string(&config).unwrap();
-    let broken = original.replace("commit_every = 500", "commit_every = 500\ncomit_evry = 3");
+    let broken = original.replace(
+        "commit_interval = \"5s\"",
+        "commit_interval = \"5s\"\ncomit_intervl = 3",
+    );
     std::fs::write(&config, &broken).unwrap();
     let line = broken
         .lines()
-        .position(|l| l.starts_with("comit_evry"))
+        .position(|l| l.starts_with("comit_intervl"))
         .unwrap()
         + 1;
     for cmd in [
@@ -109,7 +112,7 @@ fn a_broken_configuration_names_file_line_and_key() {
         let t = text(&out);
         assert!(!out.status.success(), "{cmd:?} must fail: {t}");
         assert!(
-            t.contains(&format!("samle.toml:{line}:")) && t.contains("comit_evry"),
+            t.contains(&format!("samle.toml:{line}:")) && t.contains("comit_intervl"),
             "{cmd:?}: {t}"
         );
     }

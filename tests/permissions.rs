@@ -354,7 +354,7 @@ impl World {
         }
         let mut toml = format!(
             "{directory_toml}\n[auth]\nlogin_burst_per_client = 100000\n\
-             login_burst_per_account = 1000\n\n[index]\ncommit_every = 1000\n"
+             login_burst_per_account = 1000\n\n[index]\ncommit_interval = \"10s\"\n"
         );
         for (s, spec) in SOURCES.iter().enumerate() {
             let mut rules = String::new();

@@ -44,6 +44,14 @@ impl ChangeSink {
             .map_err(|_| ConnectorError::Cancelled)
     }
 
+    /// Sends one change from a blocking thread (`spawn_blocking`), waiting while the channel
+    /// is full. Never call it from async code: it would block the runtime.
+    pub fn blocking_send(&self, change: Change) -> Result<(), ConnectorError> {
+        self.tx
+            .blocking_send(change)
+            .map_err(|_| ConnectorError::Cancelled)
+    }
+
     /// True once the receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

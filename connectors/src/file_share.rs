@@ -25,7 +25,6 @@ use chrono::{DateTime, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use walkdir::WalkDir;
 
@@ -42,9 +41,6 @@ use crate::params;
 /// the top of the text, HTML titles lose their section and site parts, and the format is no
 /// longer a tag.
 const EXTRACTION_VERSION: u32 = 2;
-
-/// How many walked files may wait for processing; bounds memory on huge shares.
-const WALK_QUEUE: usize = 256;
 
 /// Characters left as they are in a URL path segment (RFC 3986 unreserved).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -216,36 +212,36 @@ impl Connector for FileShare {
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
         let started = Instant::now();
-        let (tx, mut rx) = mpsc::channel::<Found>(WALK_QUEUE);
         let inner = Arc::clone(&self.inner);
-        // Walking is blocking file-system work; it feeds the async side through a bounded
-        // channel, and stops as soon as the async side hangs up.
-        let walker = tokio::task::spawn_blocking(move || {
-            let root = inner.open_root()?;
-            inner.walk(&root, |found| {
-                if tx.blocking_send(found).is_ok() {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
-            })
-        });
-
-        let mut counts = Counts::default();
-        let emitted = async {
-            while let Some(found) = rx.recv().await {
-                let change = self.process(found, ctx.known.as_ref()).await;
-                counts.record(&change, &ctx.source_id);
-                ctx.sink.send(change).await?;
-            }
-            Ok::<(), ConnectorError>(())
+        let known = Arc::clone(&ctx.known);
+        let sink = ctx.sink.clone();
+        let source_id = ctx.source_id.clone();
+        // Walking, reading and extracting are blocking file-system and CPU work: one thread
+        // does them in order, file by file, and hands each change to the async side through
+        // the sink's bounded channel. A thread hop per file would cost more than reading a
+        // small file; it stops as soon as the receiver hangs up.
+        let (walked, counts, cancelled) = tokio::task::spawn_blocking(move || {
+            let mut counts = Counts::default();
+            let mut cancelled = false;
+            let walked = inner.open_root().and_then(|root| {
+                inner.walk(&root, |found| {
+                    let change = inner.process(found, known.as_ref());
+                    counts.record(&change, &source_id);
+                    if sink.blocking_send(change).is_ok() {
+                        ControlFlow::Continue(())
+                    } else {
+                        cancelled = true;
+                        ControlFlow::Break(())
+                    }
+                })
+            });
+            (walked, counts, cancelled)
+        })
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
+        if cancelled {
+            return Err(ConnectorError::Cancelled);
         }
-        .await;
-        drop(rx);
-        let walked = walker
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
-        emitted?;
         let report = walked?;
 
         if let Some(reason) = report.incomplete() {
@@ -272,10 +268,10 @@ impl Connector for FileShare {
     }
 }
 
-impl FileShare {
+impl Inner {
     /// Turns one walked file into a change: `Unchanged` from metadata alone when possible,
-    /// otherwise read, hash and (if the content changed) extract on the blocking pool.
-    async fn process(&self, found: Found, known: &dyn KnownDocs) -> Change {
+    /// otherwise read, hash and (if the content changed) extract. Blocking.
+    fn process(&self, found: Found, known: &dyn KnownDocs) -> Change {
         let (id, path, format, stat) = match found {
             Found::Failed { id, error } => {
                 return Change::Failed {
@@ -290,17 +286,17 @@ impl FileShare {
                 stat,
             } => (id, path, format, stat),
         };
-        let derived = self.inner.derive(&id);
+        let derived = self.derive(&id);
         let known = known.fingerprint(&id);
         let known = known.as_deref().and_then(Fingerprint::parse);
         let known = known.filter(|k| k.settings == derived.settings);
         if known.as_ref().is_some_and(|k| k.stat == stat_key(&stat)) {
             return Change::Unchanged { external_id: id };
         }
-        if stat.len() > self.inner.limits.max_file_bytes {
+        if stat.len() > self.limits.max_file_bytes {
             let error = ExtractError::TooLarge {
                 size: stat.len(),
-                limit: self.inner.limits.max_file_bytes,
+                limit: self.limits.max_file_bytes,
             };
             return Change::Failed {
                 external_id: id,
@@ -309,12 +305,10 @@ impl FileShare {
         }
 
         let known_hash = known.map(|k| k.content.to_owned());
-        let inner = Arc::clone(&self.inner);
-        let task_id = id.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            inner.read_and_extract(&task_id, &path, format, &stat, known_hash, derived)
-        })
-        .await;
+        // An extractor that panics on a hostile file fails that file, not the run.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.read_and_extract(&id, &path, format, &stat, known_hash, derived)
+        }));
         match outcome {
             Ok(Ok(Some(document))) => Change::Upsert(document),
             Ok(Ok(None)) => Change::Unchanged { external_id: id },
@@ -322,12 +316,21 @@ impl FileShare {
                 external_id: id,
                 error,
             },
-            Err(join) => Change::Failed {
+            Err(panic) => Change::Failed {
                 external_id: id,
-                error: format!("extraction crashed: {join}"),
+                error: format!("extraction crashed: {}", panic_message(&panic)),
             },
         }
     }
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
 
 /// What the walk found.

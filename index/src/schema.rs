@@ -165,23 +165,34 @@ fn from_tantivy(dt: tantivy::DateTime) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_micros(dt.into_timestamp_micros())
 }
 
+impl IndexDoc {
+    /// Checks what the index requires of a document: a source without U+001F and an external
+    /// id. [`IndexWriter::upsert`](crate::IndexWriter::upsert) refuses a document that fails
+    /// this; a caller that streams documents checks first, so that one bad document is
+    /// reported on its own instead of failing a commit.
+    pub fn validate(&self) -> Result<(), IndexError> {
+        if self.source.trim().is_empty() {
+            return Err(IndexError::InvalidDocument("source is empty".into()));
+        }
+        if self.source.contains(ID_SEPARATOR) {
+            return Err(IndexError::InvalidDocument(format!(
+                "source {:?} contains the reserved character U+001F",
+                self.source
+            )));
+        }
+        if self.external_id.is_empty() {
+            return Err(IndexError::InvalidDocument(format!(
+                "document of source {:?} has an empty external id",
+                self.source
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Checks a document and turns it into a tantivy document, with its language resolved.
 pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> Result<TantivyDocument, IndexError> {
-    if doc.source.trim().is_empty() {
-        return Err(IndexError::InvalidDocument("source is empty".into()));
-    }
-    if doc.source.contains(ID_SEPARATOR) {
-        return Err(IndexError::InvalidDocument(format!(
-            "source {:?} contains the reserved character U+001F",
-            doc.source
-        )));
-    }
-    if doc.external_id.is_empty() {
-        return Err(IndexError::InvalidDocument(format!(
-            "document of source {:?} has an empty external id",
-            doc.source
-        )));
-    }
+    doc.validate()?;
 
     let language = doc
         .language

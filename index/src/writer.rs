@@ -98,6 +98,17 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// Adds a document that is not in the index, committed or pending: a first sync, or a
+    /// document its source has just created. It skips the delete of the id that
+    /// [`IndexWriter::upsert`] makes, which tantivy resolves against every segment at the next
+    /// commit and which costs a full sync about as much as the documents themselves. Adding a
+    /// document that is already there leaves two copies: when unsure, use `upsert`.
+    pub fn add_new(&mut self, doc: IndexDoc) -> Result<(), IndexError> {
+        let document = schema::to_document(&self.inner().fields, &doc)?;
+        self.writer.add_document(document)?;
+        Ok(())
+    }
+
     /// Deletes one document (no error if it does not exist).
     pub fn delete(&mut self, source: &str, external_id: &str) -> Result<(), IndexError> {
         let id = self.id_term(source, external_id);

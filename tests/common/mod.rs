@@ -177,7 +177,7 @@ kind = "demo"
 file = "{}"
 
 [index]
-commit_every = 500
+commit_interval = "5s"
 
 [[sources]]
 id = "share"

@@ -43,6 +43,30 @@ fn upsert_replaces_instead_of_duplicating() {
 }
 
 #[test]
+fn new_documents_are_added_without_a_delete_and_replaced_by_a_later_upsert() {
+    let f = Fixture::with([doc("a", "A", "gammel tekst")]);
+    let mut w = f.index.writer(0).unwrap();
+    w.add_new(doc("b", "B", "kaffe")).unwrap();
+    w.add_new(doc("c", "C", "kage")).unwrap();
+    w.commit(None).unwrap();
+    assert_eq!(f.index.stats().unwrap().documents, 3);
+    assert_eq!(id_set(&f.find("kaffe")), set(&["b"]));
+    // An upsert replaces a document that came in through add_new, as any other.
+    w.upsert(doc("b", "B", "the")).unwrap();
+    w.commit(None).unwrap();
+    assert_eq!(f.index.stats().unwrap().documents, 3);
+    assert_eq!(f.find("kaffe").total, 0);
+    // add_new is checked like upsert.
+    let err = w
+        .add_new(IndexDoc {
+            external_id: String::new(),
+            ..doc("d", "D", "d")
+        })
+        .unwrap_err();
+    assert!(matches!(err, IndexError::InvalidDocument(_)), "{err}");
+}
+
+#[test]
 fn invalid_documents_are_refused() {
     let f = Fixture::new();
     let mut w = f.index.writer(0).unwrap();

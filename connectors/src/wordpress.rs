@@ -2,11 +2,38 @@
 //! (`/wp-json/wp/v2/`, or `?rest_route=` on sites without pretty permalinks).
 //!
 //! A run asks each listing (a post type, and its private posts and drafts when configured) only
-//! for what changed: `modified_after` the newest `modified_gmt` of the last run, minus a small
+//! for what changed: `modified_after` the newest `modified_gmt` of the last run, minus an
 //! overlap, ordered by `modified` ascending, so that the cursor can advance page by page and a
 //! run that fails resumes where it stopped. Only the fields the document needs are asked for
 //! (`_fields=`); category, tag and author names are looked up by id for the posts that changed,
-//! and cached for the run. An unchanged site costs one small request per listing.
+//! and cached for the run. An unchanged site costs two small requests per post type (this one
+//! and the `after` listing below) and one per private listing.
+//!
+//! WordPress compares `modified_after` (and `after`) with the *local* `post_modified`
+//! (`post_date`): it converts the UTC date it is sent to the site's time zone first. In the hour
+//! repeated when clocks go back, a post saved later has an earlier local time than the newest
+//! one seen, by up to an hour, so the overlap is an hour and a minute (`OVERLAP_SECONDS`).
+//! Posts in the overlap come back and are emitted as `Unchanged`: what it costs is the bytes of
+//! the posts edited in the hour before the newest edit, nothing on a site without recent edits.
+//!
+//! WordPress's cron publishes a scheduled (`future`) post by changing only its status: its
+//! `modified` stays at when it was scheduled, often before the cursor, so `modified_after` never
+//! returns it. So each published-posts listing of an incremental run also asks for the posts
+//! *published* (`after=`, on `post_date`) since its start minus the overlap, with only the id
+//! listing's fields (`_fields=id,modified_gmt,status`; usually an empty page). Posts that the
+//! `modified_after` listing already returned are skipped, known ones with the same fingerprint
+//! are `Unchanged`, and only new or changed ones are fetched, by `include=`. The start is the
+//! newest `modified_gmt` seen by the last run that completed: WordPress wrote it before that run
+//! read its listings, so a post that went live after them has a later `post_date`, unless the
+//! cron published it late. While a run that advanced `modified` has not completed (it failed
+//! later), or when its `after` listing's `X-WP-Total` moved while it was read (which may have
+//! hidden a post), the cursor keeps the old start apart (`published`), and the next run asks for
+//! the same posts again. Not caught this way: a post the cron (which runs on page visits)
+//! published more than the overlap after its scheduled time, and after a run that saw an edit
+//! made later than that time plus the overlap. Nothing short of listing every id tells it from
+//! an old post, so the id listing below finds it, within `full_listing_every`. The `after`
+//! listing is not sent for private listings (the cron publishes as `publish`, and WordPress
+//! never schedules a private post), nor in a run that lists every id anyway.
 //!
 //! WordPress does not report deletions: a trashed post simply vanishes. So every
 //! `full_listing_every` a run also lists the ids of every post (`_fields=id,modified_gmt,status`,
@@ -52,10 +79,16 @@ const DEFAULT_PER_PAGE: u32 = 100;
 /// WordPress refuses `per_page` above 100.
 const MAX_PER_PAGE: u32 = 100;
 const DEFAULT_FULL_LISTING_EVERY: Duration = Duration::from_secs(3_600);
-/// `modified_after` is exclusive and to the second; going back a minute also catches a post
-/// saved in the same second as the newest one seen, or committed a moment after its timestamp.
-/// Posts in the overlap come back as `Unchanged`.
-const OVERLAP_SECONDS: i64 = 60;
+/// How far before the cursor `modified_after` and `after` start: more than the largest
+/// daylight-saving shift, plus a minute. WordPress compares both with the site's local time
+/// (`post_modified`, `post_date`), which repeats an hour when clocks go back (Europe/Copenhagen:
+/// 03:00 summer time becomes 02:00 winter time on the last Sunday of October): a post saved at
+/// 02:10 winter time, 40 minutes after the newest one seen at 02:30 summer time, looks 20
+/// minutes older than it. The minute is for what the cursor itself misses: both parameters are
+/// exclusive and to the second, and a post saved in the same second as the newest one seen, or
+/// committed a moment after its timestamp, must still come back. Posts in the overlap come back
+/// as `Unchanged`.
+const OVERLAP_SECONDS: i64 = 61 * 60;
 /// A listing that claims more pages than this is not a WordPress site behaving normally.
 const MAX_PAGES: u32 = 100_000;
 const CONTENT_FIELDS: &str =
@@ -98,7 +131,8 @@ pub struct WordPressParams {
     pub per_page: Option<u32>,
     /// How often a run also lists the ids of every post to find trashed and deleted ones, such
     /// as `"1h"` (the default) or `"24h"`; `"0s"` lists on every run. Until then a trashed post
-    /// stays searchable, and a post made private without `private_access` keeps its old access.
+    /// stays searchable, a post made private without `private_access` keeps its old access, and
+    /// a scheduled post that WordPress's cron published more than an hour late may be missing.
     pub full_listing_every: Option<String>,
     /// Timeouts, retries, politeness, allowed hosts and credentials (`username` and
     /// `password_env` for an application password).
@@ -196,6 +230,12 @@ struct Cursor {
     /// When the last complete listing (the one that finds deletions) started.
     #[serde(default)]
     listed: Option<DateTime<Utc>>,
+    /// Where the next `after=` listing of a published-posts listing starts, when that is not
+    /// its `modified`: while a run that advanced `modified` has not completed, or its `after`
+    /// listing may have missed a post. Empty after a run that completed, so an unchanged run
+    /// checkpoints the same cursor it was given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    published: BTreeMap<String, DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +327,12 @@ struct Totals {
 }
 
 impl Totals {
+    /// Whether `X-WP-Total` changed while the listing was read, which may have shifted a post
+    /// onto a page already read.
+    fn moved(&self) -> bool {
+        self.pages > 0 && !self.consistent
+    }
+
     /// Why the listing cannot be trusted to find deletions, if it cannot. Every page must
     /// report the same `X-WP-Total` (a post trashed or unpublished mid-listing changes it and
     /// shifts the pages). `X-WP-Total` also counts posts the user may not read (WordPress drops
@@ -940,6 +986,54 @@ impl WordPress {
         ctx: &RunContext,
         state: &mut RunState,
     ) -> Result<bool, ConnectorError> {
+        let mut complete = true;
+        for listing in self.listings() {
+            let what = format!("{} ids", self.describe(&listing));
+            let (totals, listed) = self.list_ids(ctx, &listing, what, None, state).await?;
+            if let Some(reason) = totals.incomplete(listed, false) {
+                warn!(source = %ctx.source_id, listing = %listing.key(), reason, "wordpress id listing not verified complete; nothing is deleted, the next run lists again");
+                complete = false;
+            }
+        }
+        Ok(complete)
+    }
+
+    /// Lists the ids of the posts of `listing` published (`post_date`) after `after`, which
+    /// catches those WordPress's cron published without touching their `modified`, and
+    /// fetches the new or changed ones the `modified_after` listing did not already return.
+    /// Returns whether the listing held still: `false` when `X-WP-Total` moved while it was
+    /// read, which may have hidden a post.
+    async fn published_listing(
+        &self,
+        ctx: &RunContext,
+        listing: &Listing,
+        after: DateTime<Utc>,
+        state: &mut RunState,
+    ) -> Result<bool, ConnectorError> {
+        // With a `Z`, like `modified_after`: WordPress converts it to the site's local time.
+        let after = after.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let what = format!("{} published since {after}", self.describe(listing));
+        let (totals, _) = self
+            .list_ids(ctx, listing, what, Some(("after", &after)), state)
+            .await?;
+        if totals.moved() {
+            warn!(source = %ctx.source_id, listing = %listing.key(), "X-WP-Total changed while the wordpress listing of recently published posts was read; the next run asks for them again");
+        }
+        Ok(!totals.moved())
+    }
+
+    /// Pages through the ids of `listing` (`_fields=id,modified_gmt,status`, by id, narrowed
+    /// by `filter` such as `after=`), skips posts already emitted this run, emits `Unchanged`
+    /// for those known with the same fingerprint and fetches the others by id. Returns what the
+    /// pages said about the listing's size and how many posts it held.
+    async fn list_ids(
+        &self,
+        ctx: &RunContext,
+        listing: &Listing,
+        what: String,
+        filter: Option<(&str, &str)>,
+        state: &mut RunState,
+    ) -> Result<(Totals, usize), ConnectorError> {
         #[derive(Deserialize)]
         struct Listed {
             id: u64,
@@ -948,59 +1042,52 @@ impl WordPress {
             #[serde(default)]
             status: Option<String>,
         }
-        let mut complete = true;
-        for listing in self.listings() {
-            let per_page = self.per_page.to_string();
-            let query = [
-                ("status", self.statuses(&listing)),
-                ("orderby", "id"),
-                ("order", "asc"),
-                ("per_page", per_page.as_str()),
-                ("_fields", ID_FIELDS),
-            ];
-            let mut pager = self.pager(
-                format!("{} ids", self.describe(&listing)),
-                &format!("wp/v2/{}", listing.ty.base),
-                &query,
-                listing.private,
-            )?;
-            let mut listed = HashSet::new();
-            let mut refetch = Vec::new();
-            while let Some(items) = pager.next::<Listed>().await? {
-                for item in items {
-                    listed.insert(item.id);
-                    let id = external_id(&listing.ty, item.id);
-                    if state.emitted.contains(&id) {
-                        continue;
-                    }
-                    let status = item.status.unwrap_or_else(|| {
-                        if listing.private {
-                            "private"
-                        } else {
-                            "publish"
-                        }
-                        .to_owned()
-                    });
-                    let modified = item.modified_gmt.unwrap_or_default();
-                    let fingerprint = self.fingerprint(&listing.ty, item.id, &modified, &status);
-                    if !ctx.full
-                        && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str())
-                    {
-                        state.emitted.insert(id.clone());
-                        state.unchanged += 1;
-                        ctx.sink.send(Change::Unchanged { external_id: id }).await?;
+        let per_page = self.per_page.to_string();
+        let mut query = vec![
+            ("status", self.statuses(listing)),
+            ("orderby", "id"),
+            ("order", "asc"),
+            ("per_page", per_page.as_str()),
+            ("_fields", ID_FIELDS),
+        ];
+        query.extend(filter);
+        let mut pager = self.pager(
+            what,
+            &format!("wp/v2/{}", listing.ty.base),
+            &query,
+            listing.private,
+        )?;
+        let mut listed = HashSet::new();
+        let mut refetch = Vec::new();
+        while let Some(items) = pager.next::<Listed>().await? {
+            for item in items {
+                listed.insert(item.id);
+                let id = external_id(&listing.ty, item.id);
+                if state.emitted.contains(&id) {
+                    continue;
+                }
+                let status = item.status.unwrap_or_else(|| {
+                    if listing.private {
+                        "private"
                     } else {
-                        refetch.push(item.id);
+                        "publish"
                     }
+                    .to_owned()
+                });
+                let modified = item.modified_gmt.unwrap_or_default();
+                let fingerprint = self.fingerprint(&listing.ty, item.id, &modified, &status);
+                if !ctx.full && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str())
+                {
+                    state.emitted.insert(id.clone());
+                    state.unchanged += 1;
+                    ctx.sink.send(Change::Unchanged { external_id: id }).await?;
+                } else {
+                    refetch.push(item.id);
                 }
             }
-            if let Some(reason) = pager.totals.incomplete(listed.len(), false) {
-                warn!(source = %ctx.source_id, listing = %listing.key(), reason, "wordpress id listing not verified complete; nothing is deleted, the next run lists again");
-                complete = false;
-            }
-            self.fetch_ids(ctx, &listing, &refetch, state).await?;
         }
-        Ok(complete)
+        self.fetch_ids(ctx, listing, &refetch, state).await?;
+        Ok((pager.totals, listed.len()))
     }
 
     /// Fetches posts by id (those the id listing found new or changed).
@@ -1194,6 +1281,25 @@ impl Connector for WordPress {
             .iter()
             .map(|l| (l.key(), since(l)))
             .collect();
+        // Where each published-posts listing's `after=` starts: the newest `modified_gmt` seen
+        // by the last run that completed (see the module doc). This run's checkpoints keep that
+        // start until it completes, so a failure after `modified` advanced loses no post.
+        let published_since: Vec<(Listing, DateTime<Utc>)> = if full {
+            Vec::new()
+        } else {
+            self.listings()
+                .into_iter()
+                .filter(|l| !l.private)
+                .filter_map(|l| {
+                    let key = l.key();
+                    let start = cursor.published.get(&key).or(cursor.modified.get(&key));
+                    start.copied().map(|start| (l, start))
+                })
+                .collect()
+        };
+        for (listing, start) in &published_since {
+            cursor.published.insert(listing.key(), *start);
+        }
         let mut complete = self
             .full_listing(
                 &ctx,
@@ -1206,12 +1312,28 @@ impl Connector for WordPress {
         // listing. Otherwise the id listing is: it covers every listing, and its order by id
         // survives edits made while it runs.
         let all_full = since.values().all(Option::is_none);
+        // Posts published since the last run, which `modified_after` may not return; a run that
+        // lists every id (or read every listing in full) has seen them already.
+        let mut lagging = HashSet::new();
+        if !listing_due {
+            for (listing, start) in &published_since {
+                let held_still = self
+                    .published_listing(&ctx, listing, *start - overlap, &mut state)
+                    .await?;
+                if !held_still {
+                    lagging.insert(listing.key());
+                }
+            }
+        }
         if listing_due && !(all_full && complete) {
             complete = self.id_listing(&ctx, &mut state).await?;
         }
         if listing_due && complete {
             cursor.listed = Some(started);
         }
+        // Every post published before this run read its listings has been seen now, except
+        // perhaps where an `after` listing moved: the next run starts that one where this did.
+        cursor.published.retain(|key, _| lagging.contains(key));
         checkpoint(&ctx, &cursor).await?;
         if listing_due && complete {
             ctx.sink.send(Change::TraversalComplete).await?;

@@ -281,7 +281,7 @@ async fn a_full_sync_converts_every_type_with_names_dates_and_access() {
 }
 
 #[tokio::test]
-async fn an_unchanged_resync_costs_one_small_request_per_listing() {
+async fn an_unchanged_resync_costs_two_small_requests_per_type() {
     let mut base = municipality();
     for i in 0..30 {
         base.add(post(
@@ -312,11 +312,19 @@ async fn an_unchanged_resync_costs_one_small_request_per_listing() {
     assert_eq!(unchanged_count(&second), 3, "{second:?}");
     // The id listing is not due yet: nothing may be swept after this run.
     assert!(!second.contains(&Change::TraversalComplete));
-    assert_eq!(requests, 3, "{:#?}", site.take_log());
+    // Per type, what was modified since the cursor, and the ids of what was published since
+    // (the same newest post, already emitted: not fetched again).
+    assert_eq!(requests, 6, "{:#?}", site.take_log());
     assert!(bytes * 10 < first_bytes, "{bytes} of {first_bytes}");
     let log = site.take_log();
-    for request in &log {
-        assert!(request.contains("modified_after="), "{request}");
+    let (modified, published): (Vec<&String>, Vec<&String>) =
+        log.iter().partition(|r| r.contains("modified_after="));
+    assert_eq!(modified.len(), 3, "{log:#?}");
+    for request in published {
+        assert!(
+            request.contains("after=") && request.contains("_fields=id%2Cmodified_gmt%2Cstatus"),
+            "{request}"
+        );
     }
     assert_eq!(
         last_cursor(&second),
@@ -366,6 +374,278 @@ async fn edits_and_a_change_to_private_are_picked_up_incrementally() {
         "{log:#?}"
     );
     assert_ne!(last_cursor(&second), cursor);
+}
+
+fn upserted(changes: &[Change]) -> Vec<String> {
+    crate::common::ids(changes, |c| matches!(c, Change::Upsert(_)))
+}
+
+/// The cursor as JSON, to look into.
+fn cursor_json(changes: &[Change]) -> serde_json::Value {
+    serde_json::from_str(&last_cursor(changes)).unwrap()
+}
+
+#[tokio::test]
+async fn an_edit_in_the_hour_clocks_go_back_is_found() {
+    // Copenhagen, 26 October 2025: at 01:00 UTC, 03:00 summer time becomes 02:00 winter time,
+    // and WordPress compares modified_after with the local post_modified.
+    let mut base = Site::new("Intranettet");
+    let summer = base.add(post(
+        "posts",
+        "Sommertid",
+        "<p>Gemt 02:30 sommertid.</p>",
+        "2025-10-26T00:30:00",
+    ));
+    let winter = base.add(post(
+        "posts",
+        "Vintertid",
+        "<p>Første udgave.</p>",
+        "2025-10-01T07:00:00",
+    ));
+    let (site, addr) = start(base).await;
+    let wp = connector(
+        &url(addr),
+        "access = [\"group:alle\"]\ntypes = [\"posts\"]",
+        "",
+    );
+    let (result, first) = run(&wp, HashMap::new()).await;
+    result.unwrap();
+    let cursor = last_cursor(&first);
+    assert!(cursor.contains("2025-10-26T00:30:00Z"), "{cursor}");
+
+    // Forty minutes later, at 02:10 winter time, the other post is saved: in local time,
+    // twenty minutes before the newest one seen.
+    site.lock().edit(winter, utc("2025-10-26T01:10:00"), |p| {
+        p.content = "<p>Anden udgave.</p>".to_owned();
+    });
+    site.take_log();
+    let (result, second) = run_with(&wp, fingerprints(&first), Some(&cursor), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&second), [format!("posts/{winter}")], "{second:?}");
+    assert_eq!(
+        upserts(&second)[&format!("posts/{winter}")].body,
+        "Anden udgave."
+    );
+    assert!(seen(&second).contains(&format!("posts/{summer}")));
+    // An hour and a minute before the cursor is 01:29 summer time, before 02:10 winter time;
+    // a minute before would have been 02:29 summer time, after it.
+    let log = site.take_log();
+    assert!(
+        log[0].contains("modified_after=2025-10-25T23%3A29%3A00Z"),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_the_cron_publishes_is_found_by_the_next_run() {
+    let mut base = municipality();
+    // Scheduled on 30 November for 5 December: saving it set its modification time.
+    let on_time = base.add(site::Post {
+        status: "future",
+        modified: utc("2025-11-30T12:00:00"),
+        ..post(
+            "posts",
+            "Julefrokosten er flyttet",
+            "<p>Den holdes fredag.</p>",
+            "2025-12-05T08:00:00",
+        )
+    });
+    // Scheduled for 15 November, but WordPress's cron runs on page visits, and this one runs
+    // only after the second run below: the post's publication time is before that run's cursor.
+    let late = base.add(site::Post {
+        status: "future",
+        modified: utc("2025-11-10T12:00:00"),
+        ..post(
+            "posts",
+            "Ny parkeringsordning",
+            "<p>Gælder fra 1. december.</p>",
+            "2025-11-15T08:00:00",
+        )
+    });
+    let (site, addr) = start(base).await;
+    let table = "access = [\"group:alle\"]\ntypes = [\"posts\"]";
+    let wp = connector(&url(addr), table, "");
+    let (result, first) = run(&wp, HashMap::new()).await;
+    result.unwrap();
+    assert_eq!(
+        upserted(&first).len(),
+        4,
+        "scheduled posts are not published yet"
+    );
+
+    // An edit on 1 December moves the cursor past both schedulings.
+    site.lock().edit(101, utc("2025-12-01T09:00:00"), |p| {
+        p.title = "Ferie &#8211; nye regler".to_owned();
+    });
+    let (result, second) =
+        run_with(&wp, fingerprints(&first), Some(&last_cursor(&first)), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&second), ["posts/101"]);
+
+    // The cron publishes both by changing their status only.
+    {
+        let mut site = site.lock();
+        site.publish_scheduled(on_time);
+        site.publish_scheduled(late);
+    }
+    site.take_log();
+    let mut known = fingerprints(&first);
+    known.extend(fingerprints(&second));
+    let (result, third) = run_with(&wp, known.clone(), Some(&last_cursor(&second)), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&third), [format!("posts/{on_time}")], "{third:?}");
+    let doc = &upserts(&third)[&format!("posts/{on_time}")];
+    assert_eq!(doc.title, "Julefrokosten er flyttet");
+    assert_eq!(doc.acl, ["group:alle"]);
+    assert!(!third.contains(&Change::TraversalComplete));
+    // What was modified since the cursor, the ids of what was published since, the one new
+    // post by id, and its author's name.
+    let log = site.take_log();
+    assert_eq!(log.len(), 4, "{log:#?}");
+    assert!(log[0].contains("modified_after=2025-12-01T07%3A59%3A00Z"));
+    assert!(
+        log[1].contains("after=2025-12-01T07%3A59%3A00Z")
+            && log[1].contains("_fields=id%2Cmodified_gmt%2Cstatus")
+            && !log[1].contains("modified_after"),
+        "{log:#?}"
+    );
+    assert!(log[2].contains(&format!("include={on_time}&")), "{log:#?}");
+
+    // The late one was published at a time before the cursor: the next id listing finds it.
+    known.extend(fingerprints(&third));
+    let listing = connector(
+        &url(addr),
+        &format!("{table}\nfull_listing_every = \"0s\""),
+        "",
+    );
+    let (result, fourth) = run_with(&listing, known, Some(&last_cursor(&third)), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&fourth), [format!("posts/{late}")], "{fourth:?}");
+    assert!(fourth.contains(&Change::TraversalComplete));
+}
+
+#[tokio::test]
+async fn a_failing_published_listing_fails_the_run_and_the_next_run_asks_again() {
+    let mut base = municipality();
+    // Scheduled in May, before the newest edit the first run sees, for 1 November.
+    let scheduled = base.add(site::Post {
+        status: "future",
+        modified: utc("2025-05-01T12:00:00"),
+        ..post(
+            "posts",
+            "Ny parkeringsordning",
+            "<p>Gælder fra 1. november.</p>",
+            "2025-11-01T08:00:00",
+        )
+    });
+    let (site, addr) = start(base).await;
+    let wp = connector(
+        &url(addr),
+        "access = [\"group:alle\"]\ntypes = [\"posts\"]",
+        "",
+    );
+    let (result, first) = run(&wp, HashMap::new()).await;
+    result.unwrap();
+    assert_eq!(
+        cursor_json(&first)["modified"]["posts"],
+        "2025-06-03T10:00:00Z"
+    );
+    {
+        let mut site = site.lock();
+        site.publish_scheduled(scheduled);
+        site.edit(101, utc("2025-12-01T09:00:00"), |p| {
+            p.title = "Ferie &#8211; nye regler".to_owned();
+        });
+        // More 500s than the client retries.
+        site.faults.fail_with_param = Some(("after", 5));
+    }
+    let known = fingerprints(&first);
+    let (result, second) = run_with(&wp, known.clone(), Some(&last_cursor(&first)), false).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("listing posts published since 2025-06-03T08:59:00Z"),
+        "{err}"
+    );
+    assert!(err.contains("500"), "{err}");
+    assert!(!second.contains(&Change::TraversalComplete));
+    assert!(!second.iter().any(|c| matches!(c, Change::Delete { .. })));
+    // The edit was emitted and its progress committed; where the published posts are asked
+    // for from is not advanced.
+    assert_eq!(upserted(&second), ["posts/101"]);
+    let cursor = cursor_json(&second);
+    assert_eq!(cursor["modified"]["posts"], "2025-12-01T09:00:00Z");
+    assert_eq!(cursor["published"]["posts"], "2025-06-03T10:00:00Z");
+
+    site.lock().faults.fail_with_param = None;
+    site.take_log();
+    let mut known = known;
+    known.extend(fingerprints(&second));
+    let (result, third) = run_with(&wp, known, Some(&last_cursor(&second)), false).await;
+    result.unwrap();
+    assert_eq!(
+        upserted(&third),
+        [format!("posts/{scheduled}")],
+        "{third:?}"
+    );
+    let log = site.take_log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("after=2025-06-03T08%3A59%3A00Z") && !l.contains("modified_after")),
+        "{log:#?}"
+    );
+    let cursor = cursor_json(&third);
+    assert!(cursor.get("published").is_none(), "{cursor}");
+    assert_eq!(cursor["modified"]["posts"], "2025-12-01T09:00:00Z");
+}
+
+#[tokio::test]
+async fn a_published_listing_that_shifts_is_asked_again() {
+    let mut base = municipality();
+    let scheduled: Vec<u64> = ["2025-11-01T08:00:00", "2025-11-02T08:00:00"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, at)| {
+            base.add(site::Post {
+                status: "future",
+                modified: utc("2025-05-01T12:00:00"),
+                ..post("posts", &format!("Planlagt nyhed {i}"), "<p>Tekst.</p>", at)
+            })
+        })
+        .collect();
+    let (site, addr) = start(base).await;
+    let wp = connector(
+        &url(addr),
+        "access = [\"group:alle\"]\ntypes = [\"posts\"]\nper_page = 1",
+        "",
+    );
+    let (result, first) = run(&wp, HashMap::new()).await;
+    result.unwrap();
+    let known = fingerprints(&first);
+    {
+        let mut site = site.lock();
+        for id in &scheduled {
+            site.publish_scheduled(*id);
+        }
+        // Published since the cursor minus the overlap, by id: 106 (the newest edit, also
+        // returned by modified_after), then the two. Trashing 106 while page 2 is asked for
+        // moves the first of the two onto page 1, which was already read.
+        site.faults.trash_during = Some((2, 106));
+    }
+    let (result, second) = run_with(&wp, known.clone(), Some(&last_cursor(&first)), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&second), [format!("posts/{}", scheduled[1])]);
+    assert_eq!(
+        cursor_json(&second)["published"]["posts"],
+        "2025-06-03T10:00:00Z",
+        "X-WP-Total moved: the next run asks for the same posts again"
+    );
+
+    let mut known = known;
+    known.extend(fingerprints(&second));
+    let (result, third) = run_with(&wp, known, Some(&last_cursor(&second)), false).await;
+    result.unwrap();
+    assert_eq!(upserted(&third), [format!("posts/{}", scheduled[0])]);
+    assert!(cursor_json(&third).get("published").is_none());
 }
 
 #[tokio::test]
@@ -627,7 +907,7 @@ async fn a_server_error_mid_listing_fails_the_run_and_the_next_run_resumes() {
     result.unwrap();
     let log = site.take_log();
     assert!(
-        log[0].contains("modified_after=2025-09-11T07%3A59%3A00Z"),
+        log[0].contains("modified_after=2025-09-11T06%3A59%3A00Z"),
         "resumes from the cursor minus the overlap: {log:#?}"
     );
     let docs = upserts(&second);

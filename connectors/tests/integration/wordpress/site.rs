@@ -1,10 +1,13 @@
 //! A WordPress site on 127.0.0.1 that answers the REST API as WordPress 6.1 does: the
 //! `/wp-json/` index and the `?rest_route=` form, `per_page`/`page` with `X-WP-Total`,
-//! `X-WP-TotalPages` and `Link`, `_fields`, `status`, `modified_after`, `orderby`/`order`,
-//! `include`, `users/me`, terms and users by id, application passwords over HTTP Basic (a wrong
-//! one reads as anonymous), `rest_forbidden_status` for statuses the caller may not read,
-//! "Privat: " before private titles, password-protected content hidden from the public, and
-//! the errors of a real installation (`rest_no_route`, `rest_post_invalid_page_number`).
+//! `X-WP-TotalPages` and `Link`, `_fields`, `status`, `modified_after` and `after` (compared,
+//! as WordPress does, with the local time of the site's Europe/Copenhagen time zone, which
+//! repeats an hour when clocks go back), `orderby`/`order`, `include`, `users/me`, terms and
+//! users by id, application passwords over HTTP Basic (a wrong one reads as anonymous),
+//! `rest_forbidden_status` for statuses the caller may not read, "Privat: " before private
+//! titles, password-protected content hidden from the public, scheduled (`future`) posts that
+//! the cron publishes without touching `modified`, and the errors of a real installation
+//! (`rest_no_route`, `rest_post_invalid_page_number`).
 //!
 //! Faults are switched on in [`Faults`]; every request and response byte is counted. Shared
 //! by the integration tests and the benchmark (through `#[path]`), so it depends on nothing of
@@ -18,7 +21,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc, Weekday};
 use serde_json::{Map, Value, json};
 
 /// `Authorization` of the editor `redaktoer` with the application password
@@ -83,6 +86,8 @@ pub struct Faults {
     pub edit_during: Option<(u32, u64)>,
     /// Drop `X-WP-Total` and `X-WP-TotalPages`, as some caching proxies do; `Link` stays.
     pub no_totals: bool,
+    /// Answer 500 to listings with this query parameter (such as `after`), this many times.
+    pub fail_with_param: Option<(&'static str, u32)>,
 }
 
 /// The site's state.
@@ -214,6 +219,35 @@ impl Site {
     pub fn trash(&mut self, id: u64, at: DateTime<Utc>) {
         self.edit(id, at, |p| p.status = "trash");
     }
+
+    /// Publishes a scheduled (`future`) post as WordPress's cron does (`wp_publish_post`): only
+    /// its status changes; `modified` stays at when it was scheduled, `date` at the time it
+    /// was scheduled for.
+    pub fn publish_scheduled(&mut self, id: u64) {
+        let post = self.post(id);
+        assert_eq!(
+            post.status, "future",
+            "only a scheduled post is published by the cron"
+        );
+        post.status = "publish";
+    }
+}
+
+/// The local time of `at` in the site's time zone, Europe/Copenhagen, as WordPress stores it in
+/// `post_date` and `post_modified`: summer time (UTC+2) from 01:00 UTC on the last Sunday of
+/// March to 01:00 UTC on the last Sunday of October, UTC+1 otherwise. From 01:00 to 02:00 UTC
+/// on that Sunday in October the local times 02:00–03:00 repeat those of the hour before.
+fn local(at: DateTime<Utc>) -> NaiveDateTime {
+    let last_sunday_1am = |month: u32| {
+        let mut day = NaiveDate::from_ymd_opt(at.year(), month, 31).unwrap();
+        while day.weekday() != Weekday::Sun {
+            day = day.pred_opt().unwrap();
+        }
+        day.and_hms_opt(1, 0, 0).unwrap().and_utc()
+    };
+    let summer = at >= last_sunday_1am(3) && at < last_sunday_1am(10);
+    let offset = if summer { 2 } else { 1 };
+    (at + chrono::Duration::hours(offset)).naive_utc()
 }
 
 /// A post of `base` with the usual defaults.
@@ -507,6 +541,21 @@ fn answer(site: &mut Site, uri: &Uri, headers: &HeaderMap) -> Answer {
     }
 }
 
+/// What WordPress answers when PHP fails fatally while serving a request.
+fn critical_error() -> Answer {
+    Answer::Raw {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: Vec::new(),
+        body: json!({
+            "code": "internal_server_error",
+            "message": "<p>Der er opstået en kritisk fejl på dette websted.</p>",
+            "data": { "status": 500 },
+            "additional_errors": []
+        })
+        .to_string(),
+    }
+}
+
 /// `_fields` as WordPress applies it: only the named top-level fields.
 fn select_fields(item: Value, fields: Option<&str>) -> Value {
     let (Some(fields), Value::Object(map)) = (fields, &item) else {
@@ -581,15 +630,22 @@ fn listing(
             }),
         ));
     }
-    let modified_after = match param("modified_after") {
-        None => None,
-        Some(v) => match DateTime::parse_from_rfc3339(v)
-            .map(|d| d.with_timezone(&Utc))
-            .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S").map(|d| d.and_utc()))
-        {
-            Ok(d) => Some(d),
-            Err(_) => return invalid("modified_after", "Ugyldig dato."),
-        },
+    // WP_Date_Query turns a date with a zone into the site's local time, takes one without as
+    // local time already, and compares it with the local `post_modified` (`post_date`).
+    let local_date = |name: &str| {
+        param(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|d| local(d.with_timezone(&Utc)))
+                    .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
+            })
+            .transpose()
+    };
+    let Ok(modified_after) = local_date("modified_after") else {
+        return invalid("modified_after", "Ugyldig dato.");
+    };
+    let Ok(published_after) = local_date("after") else {
+        return invalid("after", "Ugyldig dato.");
     };
     let include: Option<Vec<u64>> = param("include").map(|v| {
         v.split(',')
@@ -614,7 +670,8 @@ fn listing(
         .posts
         .iter()
         .filter(|p| p.base == base && statuses.contains(&p.status))
-        .filter(|p| modified_after.is_none_or(|after| p.modified > after))
+        .filter(|p| modified_after.is_none_or(|after| local(p.modified) > after))
+        .filter(|p| published_after.is_none_or(|after| local(p.date) > after))
         .filter(|p| include.as_ref().is_none_or(|ids| ids.contains(&p.id)))
         .collect();
     let orderby = param("orderby").unwrap_or("date");
@@ -649,17 +706,14 @@ fn listing(
         && *times > 0
     {
         *times -= 1;
-        return Answer::Raw {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            headers: Vec::new(),
-            body: json!({
-                "code": "internal_server_error",
-                "message": "<p>Der er opstået en kritisk fejl på dette websted.</p>",
-                "data": { "status": 500 },
-                "additional_errors": []
-            })
-            .to_string(),
-        };
+        return critical_error();
+    }
+    if let Some((name, times)) = &mut site.faults.fail_with_param
+        && param(name).is_some()
+        && *times > 0
+    {
+        *times -= 1;
+        return critical_error();
     }
     let users: HashMap<u64, ()> = site.users.iter().map(|u| (u.id, ())).collect();
     let items: Vec<Value> = posts
@@ -682,7 +736,7 @@ fn listing(
             // Protected content is shown only to those who may edit the post.
             let hide = p.password && !may_read_private;
             let gmt = |d: DateTime<Utc>| d.format("%Y-%m-%dT%H:%M:%S").to_string();
-            let local = |d: DateTime<Utc>| (d + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%S").to_string();
+            let local = |d: DateTime<Utc>| local(d).format("%Y-%m-%dT%H:%M:%S").to_string();
             let link = if p.status == "publish" {
                 format!("{}/{}/{}/", base_url.trim_end_matches("/wp-json"), p.date.format("%Y/%m"), p.slug)
             } else {

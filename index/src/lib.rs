@@ -15,6 +15,7 @@ mod acl_cache;
 mod analysis;
 pub mod baseline;
 mod collect;
+mod directory;
 mod doc;
 mod error;
 mod language_gate;

@@ -17,6 +17,7 @@ use tantivy::schema::{Facet, IndexRecordOption};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, TantivyError, Term};
 use tracing::{info, warn};
 
+use crate::directory::IndexDirectory;
 use crate::schema::{self, FACET_SOURCE, FACETS_FIELD, Fields};
 use crate::search::{self, QueryBuilder, acl_filter};
 use crate::{IndexError, Principals, SearchRequest, SearchResults, StoredDoc, analysis, collect};
@@ -99,7 +100,7 @@ impl SearchIndex {
         let (schema, fields) = schema::build();
         let meta = dir.join(META_FILE);
         let index = if meta.exists() {
-            let index = Index::open_in_dir(dir).map_err(|e| damaged(dir, e))?;
+            let index = Index::open(directory(dir)?).map_err(|e| damaged(dir, e))?;
             if index.schema() != schema {
                 return Err(corrupt(
                     dir,
@@ -115,7 +116,7 @@ impl SearchIndex {
                 ));
             }
             info!(path = %dir.display(), "creating empty search index");
-            Index::create_in_dir(dir, schema)?
+            Index::create(directory(dir)?, schema, tantivy::IndexSettings::default())?
         };
         // Analysers live in memory only: without this the first query or document would
         // fail with an unknown tokenizer.
@@ -413,4 +414,8 @@ fn dir_size(dir: &Path) -> Result<u64, IndexError> {
         }
     }
     Ok(total)
+}
+
+fn directory(dir: &Path) -> Result<IndexDirectory, IndexError> {
+    IndexDirectory::open(dir).map_err(|e| IndexError::io(dir, e))
 }

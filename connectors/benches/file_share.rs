@@ -14,17 +14,7 @@ const FILES: usize = 3_000;
 async fn main() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let root = dir.path().join("share");
-    let paragraph = "Sådan søger du om orlov, registrerer ferie og melder dig syg. Kontakt din \
-                     leder, hvis du er i tvivl, og husk at opdatere din kalender. ";
-    for i in 0..FILES {
-        let folder = root.join(format!("afdeling-{:02}", i % 40));
-        std::fs::create_dir_all(&folder).expect("create a folder");
-        let text = format!(
-            "---\ntitle: Vejledning {i}\n---\n\n# Vejledning {i}\n\n{}\n",
-            paragraph.repeat(30)
-        );
-        std::fs::write(folder.join(format!("vejledning-{i}.md")), text).expect("write a file");
-    }
+    support::sites::write_share(&root, FILES);
     let params: ConnectorParams = toml::from_str(&format!(
         "[file-share]\nroot = {:?}\ndefault_access = [\"authenticated\"]\n",
         root.to_str().expect("a UTF-8 path")

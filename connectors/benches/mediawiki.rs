@@ -12,71 +12,14 @@
 
 mod support;
 
-use support::Prose;
-
-#[path = "../tests/integration/mediawiki/fixture.rs"]
-#[allow(dead_code)]
-mod fixture;
-
 use std::path::Path;
 use std::time::Duration;
 
 use samle_connectors::{ConnectorParams, MediaWiki};
 
-use self::fixture::{API_PATH, Wiki, router};
+use support::mediawiki_fixture::{API_PATH, router};
 
 const PAGES: usize = 3_000;
-/// Every tenth page is a help page (namespace 12).
-const HELP_EVERY: usize = 10;
-
-/// Rendered wiki content of 4–8 KB: an introduction, four or more sections (so the wiki
-/// adds a table of contents and edit links), a list, a link and a navigation box.
-fn content(rng: &mut Prose) -> String {
-    let mut html = format!("<p>{}</p>\n", rng.paragraph(4..8));
-    for section in 0..(4 + rng.below(3)) {
-        html.push_str(&format!("<h2>{}</h2>\n", rng.sentence(3)));
-        html.push_str(&format!("<p>{}</p>\n", rng.paragraph(4..8)));
-        if section == 1 {
-            html.push_str("<ul>");
-            for _ in 0..4 {
-                html.push_str(&format!(
-                    "<li><a href=\"/wiki/Personale\" title=\"Personale\">{}</a></li>",
-                    rng.sentence(5)
-                ));
-            }
-            html.push_str("</ul>\n");
-        }
-    }
-    html.push_str(
-        "<table class=\"navbox\"><tr><th>Personale</th><td><a href=\"/wiki/Ferie\">Ferie</a> · \
-         <a href=\"/wiki/L%C3%B8n\">Løn</a> · <a href=\"/wiki/Sygdom\">Sygdom</a></td></tr></table>",
-    );
-    html
-}
-
-fn big_wiki() -> Wiki {
-    let mut wiki = Wiki::new();
-    let mut rng = Prose::new(42);
-    let categories = ["Personale", "IT", "Økonomi", "Skole", "Teknik og miljø"];
-    for i in 0..PAGES {
-        let title = if i % HELP_EVERY == 0 {
-            format!("Hjælp:Vejledning {i}")
-        } else {
-            format!("{} {i}", rng.sentence(2).trim_end_matches('.'))
-        };
-        let category = categories[rng.below(categories.len())];
-        let content = content(&mut rng);
-        wiki.edit(
-            &title,
-            "Mette",
-            &content,
-            &[category, "hidden:Sider med kilder"],
-        );
-        wiki.advance(chrono::Duration::minutes(10));
-    }
-    wiki.advance(chrono::Duration::days(1));
-    wiki
-}
 
 fn connector(api: &str) -> MediaWiki {
     let params: ConnectorParams = toml::from_str(&format!(
@@ -89,7 +32,7 @@ fn connector(api: &str) -> MediaWiki {
 
 #[tokio::main]
 async fn main() {
-    let shared = big_wiki().shared();
+    let shared = support::sites::wiki(PAGES).shared();
     let (addr, counter) = support::serve_counted(router(shared.clone())).await;
     shared.lock().unwrap().server = format!("http://{addr}");
     let api = format!("http://{addr}{API_PATH}");

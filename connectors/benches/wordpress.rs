@@ -10,76 +10,15 @@
 
 mod support;
 
-use support::Prose;
-
-#[path = "../tests/integration/wordpress/site.rs"]
-#[allow(dead_code)]
-mod site;
-
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use samle_connectors::{ConnectorParams, WordPress};
 
-use self::site::{Shared, Site, post, router, utc};
+use support::wordpress_site::{Shared, router, utc};
 
 const POSTS: usize = 3_000;
 const PAGES: usize = 200;
-
-/// Gutenberg block markup of 4–8 KB: paragraphs, a heading and a list.
-fn content(rng: &mut Prose) -> String {
-    let mut html = String::new();
-    for block in 0..(6 + rng.below(5)) {
-        if block == 2 {
-            html.push_str(&format!(
-                "<!-- wp:heading -->\n<h2 class=\"wp-block-heading\">{}</h2>\n<!-- /wp:heading -->\n\n",
-                rng.sentence(4)
-            ));
-        }
-        if block == 4 {
-            html.push_str("<!-- wp:list -->\n<ul>");
-            for _ in 0..4 {
-                html.push_str(&format!("<li>{}</li>", rng.sentence(6)));
-            }
-            html.push_str("</ul>\n<!-- /wp:list -->\n\n");
-        }
-        let paragraph = rng.paragraph(5..9);
-        html.push_str(&format!(
-            "<!-- wp:paragraph -->\n<p>{} &#8211; se mere p&aring; intranettet &amp; i personaleh&aring;ndbogen.</p>\n<!-- /wp:paragraph -->\n\n",
-            paragraph
-        ));
-    }
-    html
-}
-
-fn big_site() -> Site {
-    let mut site = Site::new("Intranettet");
-    site.categories = (1..=20).map(|i| (i, format!("Kategori {i}"))).collect();
-    site.tags = (100..200).map(|i| (i, format!("emne-{i}"))).collect();
-    let mut rng = Prose::new(42);
-    let start = utc("2022-01-01T08:00:00");
-    for i in 0..POSTS + PAGES {
-        let at: DateTime<Utc> = start + chrono::Duration::hours(3 * i as i64);
-        let at = at.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let base = if i < POSTS { "posts" } else { "pages" };
-        let title = format!(
-            "{} &#8211; {} &amp; {}",
-            rng.sentence(3),
-            i,
-            rng.sentence(2)
-        );
-        let mut p = post(base, &title, &content(&mut rng), &at);
-        p.excerpt = format!("<p>{}</p>\n", rng.sentence(20));
-        p.author = [1, 2, 3][rng.below(3)];
-        if base == "posts" {
-            p.categories = vec![1 + rng.below(20) as u64];
-            p.tags = vec![100 + rng.below(100) as u64, 100 + rng.below(100) as u64];
-        }
-        site.add(p);
-    }
-    site
-}
 
 fn connector(url: &str, full_listing_every: &str) -> WordPress {
     let params: ConnectorParams = toml::from_str(&format!(
@@ -92,7 +31,7 @@ fn connector(url: &str, full_listing_every: &str) -> WordPress {
 
 #[tokio::main]
 async fn main() {
-    let shared = Shared::new(big_site());
+    let shared = Shared::new(support::sites::wordpress_site(POSTS, PAGES));
     let (addr, counter) = support::serve_counted(router(shared.clone())).await;
     let url = format!("http://{addr}/");
     let wp = connector(&url, "1h");

@@ -1,7 +1,9 @@
 //! What the connector benchmarks share: a request and byte counter for loopback servers, one
 //! run of a connector with the fingerprints and cursor of the run before, and the table.
 //!
-//! Also Danish-looking prose from a fixed seed, so every run serves the same content.
+//! Also Danish-looking prose from a fixed seed, so every run serves the same content, and in
+//! [`sites`] the generated sources themselves (shared with the root crate's end-to-end
+//! benchmark, `benches/resync.rs`, which includes this module by path).
 //!
 //! Each benchmark runs a full sync and then an unchanged re-sync of the same source, and
 //! prints time, requests and bytes of both with the ratios (issue 4's target: the re-sync costs
@@ -22,6 +24,17 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use samle_connectors::{Change, ChangeSink, Connector, RunContext};
 use tokio::sync::mpsc;
+
+pub mod sites;
+
+/// The tests' MediaWiki Action API fixture.
+#[path = "../../tests/integration/mediawiki/fixture.rs"]
+pub mod mediawiki_fixture;
+
+/// The tests' WordPress REST API fixture.
+#[path = "../../tests/integration/wordpress/site.rs"]
+#[allow(clippy::unwrap_used)]
+pub mod wordpress_site;
 
 /// Requests a loopback server answered and the body bytes it sent.
 #[derive(Clone, Default)]

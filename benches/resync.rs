@@ -405,8 +405,7 @@ async fn measure(fixture: Fixture, n: usize) -> Row {
         let index = index.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let known = index.fingerprints(SOURCE).unwrap();
-                let ids = index.source_ids(SOURCE).unwrap();
+                let (ids, known) = index.source_state(SOURCE).unwrap();
                 let cursor = index.cursors().unwrap().remove(SOURCE);
                 (known.len(), ids.len(), cursor)
             })

@@ -192,6 +192,9 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
     // The first error of an operation since the last commit: the commit reports it, and
     // rolls back, rather than committing a batch with a hole in it.
     let mut failed: Option<samle_index::IndexError> = None;
+    // Whether anything was applied since the last commit. A commit with nothing to write and
+    // no new cursor is skipped: an unchanged re-sync then writes nothing to the index.
+    let mut dirty = false;
     let rollback = |writer: &mut IndexWriter| {
         let _ = writer.rollback();
         generation.fetch_add(1, Ordering::AcqRel);
@@ -201,6 +204,7 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             WriterCmd::Apply(op) => {
+                dirty = true;
                 if failed.is_none()
                     && let Err(e) = apply(&mut writer, op)
                 {
@@ -217,11 +221,13 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
                     None if generation.load(Ordering::Acquire) != expected => {
                         Err(SyncError::Discarded)
                     }
+                    None if !dirty && cursor.is_none() => Ok(()),
                     None => writer
                         .commit(cursor.as_ref().map(|(s, c)| (s.as_str(), c.as_str())))
                         .map(|_| ())
                         .map_err(SyncError::from),
                 };
+                dirty = false;
                 if result.is_err() {
                     rollback(&mut writer);
                 }
@@ -242,15 +248,24 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
                     }
                     // Commit what the run brought first, so the sweep counts against the
                     // source as it now is.
-                    None => writer
-                        .commit(None)
-                        .and_then(|_| writer.sweep(&source, &seen, max_share))
-                        .and_then(|outcome| {
+                    None => (if dirty {
+                        writer.commit(None).map(|_| ())
+                    } else {
+                        Ok(())
+                    })
+                    .and_then(|()| writer.sweep(&source, &seen, max_share))
+                    .and_then(|outcome| {
+                        let deleted = matches!(outcome, SweepOutcome::Deleted(n) if n > 0);
+                        if deleted || cursor.is_some() {
                             let cursor = cursor.as_deref().map(|c| (source.as_str(), c));
                             writer.commit(cursor).map(|_| outcome)
-                        })
-                        .map_err(SyncError::from),
+                        } else {
+                            Ok(outcome)
+                        }
+                    })
+                    .map_err(SyncError::from),
                 };
+                dirty = false;
                 if result.is_err() {
                     rollback(&mut writer);
                 }
@@ -437,8 +452,7 @@ impl SyncEngine {
         let index = self.indexer.index().clone();
         let source_id = source.id.clone();
         let (known, existing, cursor) = tokio::task::spawn_blocking(move || {
-            let known = index.fingerprints(&source_id)?;
-            let existing = index.source_ids(&source_id)?;
+            let (existing, known) = index.source_state(&source_id)?;
             let cursor = index.cursors()?.remove(&source_id);
             Ok::<_, samle_index::IndexError>((known, existing, cursor))
         })
@@ -446,6 +460,8 @@ impl SyncEngine {
         .map_err(|e| (RunCounts::default(), format!("internal error: {e}")))?
         .map_err(|e| (RunCounts::default(), format!("cannot read the index: {e}")))?;
 
+        // A checkpoint that repeats the saved cursor needs no commit of its own.
+        let saved_cursor = cursor.clone();
         let (tx, mut rx) = mpsc::channel::<Change>(256);
         let ctx = RunContext {
             source_id: source.id.clone(),
@@ -531,8 +547,10 @@ impl SyncEngine {
                 }
                 Change::Checkpoint { cursor } => {
                     // Everything before it has been applied: the next commit may carry it.
-                    pending_cursor = Some(cursor.clone());
-                    last_cursor = Some(cursor);
+                    if saved_cursor.as_ref() != Some(&cursor) {
+                        pending_cursor = Some(cursor.clone());
+                        last_cursor = Some(cursor);
+                    }
                     None
                 }
                 Change::TraversalComplete => {
@@ -777,6 +795,43 @@ mod tests {
         indexer.commit(None, generation).await.unwrap();
         assert_eq!(ids(&index), ["a"]);
         assert_eq!(index.stats().unwrap().documents, 1);
+    }
+
+    #[tokio::test]
+    async fn a_commit_with_nothing_to_write_leaves_the_index_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let generation = indexer.generation();
+        indexer
+            .apply(WriteOp::Add(Box::new(doc("a", "tekst"))))
+            .await
+            .unwrap();
+        indexer
+            .commit(Some(("share".into(), "c1".into())), generation)
+            .await
+            .unwrap();
+        let opstamp = index.stats().unwrap().last_commit_opstamp;
+        // An unchanged re-sync: nothing applied, no new cursor, a sweep that finds nothing.
+        indexer.commit(None, generation).await.unwrap();
+        let outcome = indexer
+            .finish("share", ["a".to_string()].into(), 0.5, None, generation)
+            .await
+            .unwrap();
+        assert_eq!(outcome, SweepOutcome::Deleted(0));
+        assert_eq!(index.stats().unwrap().last_commit_opstamp, opstamp);
+        // A new cursor alone is written; so is a sweep that deletes.
+        indexer
+            .commit(Some(("share".into(), "c2".into())), generation)
+            .await
+            .unwrap();
+        assert_eq!(index.cursors().unwrap()["share"], "c2");
+        indexer
+            .finish("share", HashSet::new(), 1.0, None, generation)
+            .await
+            .unwrap();
+        assert!(ids(&index).is_empty());
+        assert_eq!(index.cursors().unwrap()["share"], "c2");
     }
 
     #[tokio::test]

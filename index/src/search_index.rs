@@ -234,6 +234,25 @@ impl SearchIndex {
             .collect())
     }
 
+    /// What a sync starts from, in one pass over the source's documents as of the last
+    /// commit: every external id, and external id → fingerprint for those that have one.
+    #[allow(clippy::type_complexity)]
+    pub fn source_state(
+        &self,
+        source: &str,
+    ) -> Result<(HashSet<String>, HashMap<String, String>), IndexError> {
+        let docs = self.source_docs(source, true)?;
+        let mut ids = HashSet::with_capacity(docs.len());
+        let mut fingerprints = HashMap::with_capacity(docs.len());
+        for (id, fingerprint) in docs {
+            if let Some(fingerprint) = fingerprint {
+                fingerprints.insert(id.clone(), fingerprint);
+            }
+            ids.insert(id);
+        }
+        Ok((ids, fingerprints))
+    }
+
     /// Figures for the admin console.
     pub fn stats(&self) -> Result<IndexStats, IndexError> {
         let searcher = self.inner.reader.searcher();

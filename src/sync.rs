@@ -756,6 +756,22 @@ mod tests {
         }
     }
 
+    /// A fresh index in a temporary folder with its writer thread running.
+    fn started() -> (tempfile::TempDir, SearchIndex, Indexer) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        (dir, index, indexer)
+    }
+
+    /// Applies one operation, as a run does for each change.
+    async fn add(indexer: &Indexer, id: &str) {
+        indexer
+            .apply(WriteOp::Add(Box::new(doc(id, "tekst"))))
+            .await
+            .unwrap();
+    }
+
     fn ids(index: &SearchIndex) -> Vec<String> {
         let mut ids: Vec<String> = index.source_ids("share").unwrap().into_iter().collect();
         ids.sort();
@@ -764,9 +780,7 @@ mod tests {
 
     #[tokio::test]
     async fn streamed_documents_become_visible_with_the_commit_and_new_ones_are_not_doubled() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SearchIndex::open(dir.path()).unwrap();
-        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let (_dir, index, indexer) = started();
         let generation = indexer.generation();
         for id in ["a", "b"] {
             indexer
@@ -799,14 +813,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_with_nothing_to_write_leaves_the_index_as_it_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SearchIndex::open(dir.path()).unwrap();
-        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let (_dir, index, indexer) = started();
         let generation = indexer.generation();
-        indexer
-            .apply(WriteOp::Add(Box::new(doc("a", "tekst"))))
-            .await
-            .unwrap();
+        add(&indexer, "a").await;
         indexer
             .commit(Some(("share".into(), "c1".into())), generation)
             .await
@@ -836,16 +845,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_commit_discards_what_every_run_applied_and_their_commits_say_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SearchIndex::open(dir.path()).unwrap();
-        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let (_dir, index, indexer) = started();
         // Two runs stream into the one writer.
         let first = indexer.generation();
         let second = indexer.generation();
-        indexer
-            .apply(WriteOp::Add(Box::new(doc("fra-anden-kørsel", "tekst"))))
-            .await
-            .unwrap();
+        add(&indexer, "fra-anden-kørsel").await;
         // The first run sends something the writer refuses (callers validate first; this
         // stands for any failure of the writer).
         indexer
@@ -867,10 +871,7 @@ mod tests {
         assert!(ids(&index).is_empty());
         // A run that starts now works normally.
         let third = indexer.generation();
-        indexer
-            .apply(WriteOp::Add(Box::new(doc("ny", "tekst"))))
-            .await
-            .unwrap();
+        add(&indexer, "ny").await;
         indexer.commit(None, third).await.unwrap();
         assert_eq!(ids(&index), ["ny"]);
     }

@@ -164,6 +164,10 @@ impl IndexWriter {
                 total,
             });
         }
+        if unseen.is_empty() {
+            debug!(source, total, "sweep: every document was seen");
+            return Ok(SweepOutcome::Deleted(0));
+        }
         for id in unseen {
             let term = self.id_term(source, id);
             self.writer.delete_term(term);

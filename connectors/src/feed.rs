@@ -83,6 +83,15 @@ struct Cursor {
     items: BTreeMap<String, DateTime<Utc>>,
 }
 
+/// The part of a [`Cursor`] a conditional request needs.
+#[derive(Debug, Default, Deserialize)]
+struct Validators {
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    last_modified: Option<String>,
+}
+
 /// One feed item, converted.
 struct Item {
     id: String,
@@ -227,17 +236,22 @@ impl Connector for Feed {
     }
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
-        let previous: Cursor = match ctx.cursor.as_deref() {
-            None => Cursor::default(),
+        // The validators alone first: an unchanged feed (a 304) never needs the remembered
+        // items, which are most of the cursor (a date each for thousands of items).
+        let validators: Validators = match ctx.cursor.as_deref() {
+            None => Validators::default(),
             Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
                 warn!(source = %ctx.source_id, error = %e, "unreadable feed cursor, fetching in full");
-                Cursor::default()
+                Validators::default()
             }),
         };
         let (etag, last_modified) = if ctx.full {
             (None, None)
         } else {
-            (previous.etag.as_deref(), previous.last_modified.as_deref())
+            (
+                validators.etag.as_deref(),
+                validators.last_modified.as_deref(),
+            )
         };
         let fetched = match self
             .client
@@ -256,6 +270,15 @@ impl Connector for Feed {
         let etag = fetched.etag.clone();
         let last_modified = fetched.last_modified.clone();
         let items = self.parse(fetched.body).await?;
+        let previous: Cursor = match ctx.cursor.as_deref() {
+            None => Cursor::default(),
+            Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
+                // Items that were remembered and are no longer in the feed will then not be
+                // deleted by retention; they stay searchable.
+                warn!(source = %ctx.source_id, error = %e, "unreadable items in the feed cursor, starting a new list");
+                Cursor::default()
+            }),
+        };
 
         let now = Utc::now();
         let mut cursor = Cursor {

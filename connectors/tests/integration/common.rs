@@ -107,6 +107,18 @@ impl Share {
 }
 
 /// The upserted documents by id.
+/// The cursor of a run's last checkpoint (every connector ends a successful run with one).
+pub fn last_cursor(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Change::Checkpoint { cursor } => Some(cursor.clone()),
+            _ => None,
+        })
+        .expect("a run must end with a checkpoint")
+}
+
 pub fn upserts(changes: &[Change]) -> HashMap<String, samle_connectors::Document> {
     changes
         .iter()

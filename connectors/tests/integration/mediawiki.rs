@@ -15,7 +15,7 @@ use chrono::Duration;
 use samle_connectors::{Change, Connector, ConnectorError, ConnectorParams, MediaWiki, build};
 
 use self::fixture::{API_PATH, BOT_PASSWORD, Shared, Wiki, router, serve};
-use crate::common::{fingerprints, ids, is_unchanged, is_upsert, run_with, upserts};
+use crate::common::{fingerprints, ids, is_unchanged, is_upsert, last_cursor, run_with, upserts};
 
 /// The credentials' environment, passed in: tests never change the process environment.
 fn env(name: &str) -> Option<String> {
@@ -110,17 +110,6 @@ fn log_len(wiki: &Shared) -> usize {
 
 fn log_since(wiki: &Shared, from: usize) -> Vec<String> {
     wiki.lock().unwrap().log[from..].to_vec()
-}
-
-fn cursor_of(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
-        .expect("a run must end with a checkpoint")
 }
 
 /// The fingerprints after applying `changes` to `known`, as the index would hold them.
@@ -221,7 +210,7 @@ async fn an_unchanged_wiki_costs_two_requests() {
     let mw = connector(&api, MAIN_AND_HELP, "");
     let (result, first) = run_with(&mw, HashMap::new(), None, false).await;
     result.unwrap();
-    let cursor = cursor_of(&first);
+    let cursor = last_cursor(&first);
 
     let before = log_len(&wiki);
     let (result, second) = run_with(&mw, fingerprints(&first), Some(&cursor), false).await;
@@ -251,7 +240,8 @@ async fn an_unchanged_wiki_costs_two_requests() {
     );
 
     // A full sync renders everything again.
-    let (result, full) = run_with(&mw, fingerprints(&first), Some(&cursor_of(&first)), true).await;
+    let (result, full) =
+        run_with(&mw, fingerprints(&first), Some(&last_cursor(&first)), true).await;
     result.unwrap();
     assert_eq!(upserts(&full).len(), 5);
     assert_eq!(full.last(), Some(&Change::TraversalComplete));
@@ -264,7 +254,7 @@ async fn recent_changes_bring_edits_creations_deletions_moves_and_restorations()
     let (result, first) = run_with(&mw, HashMap::new(), None, false).await;
     result.unwrap();
     let known = apply(HashMap::new(), &first);
-    let cursor = cursor_of(&first);
+    let cursor = last_cursor(&first);
 
     let (front, help, plan, user_page, handbook) = (
         id_of(&wiki, "Forside"),
@@ -358,7 +348,7 @@ async fn recent_changes_bring_edits_creations_deletions_moves_and_restorations()
 
     // The next run has nothing to do.
     let known = apply(known, &second);
-    let (result, third) = run_with(&mw, known, Some(&cursor_of(&second)), false).await;
+    let (result, third) = run_with(&mw, known, Some(&last_cursor(&second)), false).await;
     result.unwrap();
     assert!(
         third
@@ -381,7 +371,7 @@ async fn change_rows_written_late_are_still_picked_up_once() {
         w.edit("Kantine", "Lars", "<p>Sen ændring.</p>", &[]);
         w.backdate_last_change(Duration::minutes(1));
     }
-    let (result, second) = run_with(&mw, known.clone(), Some(&cursor_of(&first)), false).await;
+    let (result, second) = run_with(&mw, known.clone(), Some(&last_cursor(&first)), false).await;
     result.unwrap();
     let docs = upserts(&second);
     assert_eq!(docs.len(), 1, "{second:#?}");
@@ -390,7 +380,7 @@ async fn change_rows_written_late_are_still_picked_up_once() {
     // Read again in the overlap, but not processed twice.
     let before = log_len(&wiki);
     let known = apply(known, &second);
-    let (result, third) = run_with(&mw, known, Some(&cursor_of(&second)), false).await;
+    let (result, third) = run_with(&mw, known, Some(&last_cursor(&second)), false).await;
     result.unwrap();
     assert!(upserts(&third).is_empty() && ids(&third, is_unchanged).is_empty());
     assert_eq!(log_since(&wiki, before).len(), 2);
@@ -403,7 +393,7 @@ async fn an_expired_cursor_or_new_namespaces_start_a_traversal() {
     let (result, first) = run_with(&mw, HashMap::new(), None, false).await;
     result.unwrap();
     let known = apply(HashMap::new(), &first);
-    let cursor = cursor_of(&first);
+    let cursor = last_cursor(&first);
 
     // A page deleted while the wiki forgot its recent changes (it keeps them for less than
     // rc_max_age): only a traversal finds out.
@@ -429,7 +419,7 @@ async fn an_expired_cursor_or_new_namespaces_start_a_traversal() {
     // rc_max_age: the wiki keeps changes for a day only.
     let short = connector(&api, "access = [\"group:alle\"]\nrc_max_age = \"1d\"", "");
     let known = apply(known, &second);
-    let cursor = cursor_of(&second);
+    let cursor = last_cursor(&second);
     wiki.lock().unwrap().advance(Duration::days(2));
     let (result, third) = run_with(&short, known.clone(), Some(&cursor), false).await;
     result.unwrap();
@@ -437,7 +427,7 @@ async fn an_expired_cursor_or_new_namespaces_start_a_traversal() {
 
     // A namespace added to the configuration: its pages are only found by listing them.
     let wider = connector(&api, MAIN_AND_HELP, "");
-    let (result, fourth) = run_with(&wider, known, Some(&cursor_of(&third)), false).await;
+    let (result, fourth) = run_with(&wider, known, Some(&last_cursor(&third)), false).await;
     result.unwrap();
     assert_eq!(fourth.last(), Some(&Change::TraversalComplete));
     assert_eq!(
@@ -505,8 +495,13 @@ async fn a_private_wiki_needs_a_bot_password_and_keeps_its_session() {
     wiki.lock()
         .unwrap()
         .edit("Kantine", "Lars", "<p>Privat nyt.</p>", &[]);
-    let (result, second) =
-        run_with(&bot, fingerprints(&first), Some(&cursor_of(&first)), false).await;
+    let (result, second) = run_with(
+        &bot,
+        fingerprints(&first),
+        Some(&last_cursor(&first)),
+        false,
+    )
+    .await;
     result.unwrap();
     assert_eq!(
         upserts(&second)[&id_of(&wiki, "Kantine")].body,

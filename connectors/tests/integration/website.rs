@@ -18,7 +18,9 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use samle_connectors::{Change, Connector, build};
 
-use crate::common::{fixture, ids, is_failed, is_unchanged, is_upsert, run, run_with, upserts};
+use crate::common::{
+    fixture, ids, is_failed, is_unchanged, is_upsert, last_cursor, run, run_with, upserts,
+};
 use crate::http::serve;
 
 const LAST_MODIFIED: &str = "Tue, 06 May 2031 08:00:00 GMT";
@@ -356,17 +358,6 @@ async fn first_crawl() -> (Site, Vec<Change>) {
     (site, changes)
 }
 
-fn cursor_of(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
-        .expect("a checkpoint")
-}
-
 fn urls(site: &Site, paths: &[&str]) -> Vec<String> {
     let mut urls: Vec<String> = paths.iter().map(|p| site.url(p)).collect();
     urls.sort();
@@ -560,7 +551,7 @@ async fn an_unchanged_site_costs_only_conditional_requests() {
     let (result, second) = run_with(
         crawler.as_ref(),
         known.clone(),
-        Some(&cursor_of(&first)),
+        Some(&last_cursor(&first)),
         false,
     )
     .await;
@@ -647,7 +638,7 @@ async fn changed_pages_are_sent_again_and_removed_pages_deleted() {
     let (result, second) = run_with(
         crawler(&site, DANISH).as_ref(),
         known,
-        Some(&cursor_of(&first)),
+        Some(&last_cursor(&first)),
         false,
     )
     .await;

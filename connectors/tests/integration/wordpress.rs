@@ -13,7 +13,7 @@ use std::path::Path;
 use samle_connectors::{Change, Connector, ConnectorParams, Document, WordPress, build};
 
 use self::site::{EDITOR_PASSWORD, SUBSCRIBER_PASSWORD, Shared, Site, post, router, serve, utc};
-use crate::common::{fingerprints, run, run_with, upserts};
+use crate::common::{fingerprints, last_cursor, run, run_with, upserts};
 
 /// The credentials' environment, passed in: tests never change the process environment.
 fn env(name: &str) -> Option<String> {
@@ -162,18 +162,6 @@ async fn start(site: Site) -> (Shared, SocketAddr) {
 
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}/")
-}
-
-/// The cursor of the last checkpoint.
-fn last_cursor(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
-        .expect("a run must emit a checkpoint")
 }
 
 /// The ids a mark-and-sweep would count as seen.

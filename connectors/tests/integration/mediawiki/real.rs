@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use samle_connectors::{Change, ConnectorParams, MediaWiki};
 
-use crate::common::{fingerprints, ids, is_upsert, run_with, upserts};
+use crate::common::{fingerprints, ids, is_upsert, last_cursor, run_with, upserts};
 
 const MEDIAWIKI: &str = "/usr/share/mediawiki";
 const ADMIN_PASSWORD: &str = "Samle-test-kodeord-2026";
@@ -311,17 +311,6 @@ fn connector(api: &str, table: &str) -> MediaWiki {
     MediaWiki::with_env(params.mediawiki.as_ref().unwrap(), Path::new("/"), env).unwrap()
 }
 
-fn cursor_of(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
-        .expect("a run must end with a checkpoint")
-}
-
 fn apply(mut known: HashMap<String, String>, changes: &[Change]) -> HashMap<String, String> {
     for change in changes {
         if let Change::Delete { external_id } = change {
@@ -400,7 +389,7 @@ async fn a_real_mediawiki_edits_deletions_moves_and_restorations() {
     let known = apply(HashMap::new(), &first);
 
     // Nothing changed: nothing is rendered again.
-    let (result, second) = run_with(&mw, known.clone(), Some(&cursor_of(&first)), false).await;
+    let (result, second) = run_with(&mw, known.clone(), Some(&last_cursor(&first)), false).await;
     result.unwrap();
     assert!(ids(&second, is_upsert).is_empty(), "{second:#?}");
     assert!(!second.contains(&Change::TraversalComplete));
@@ -412,7 +401,7 @@ async fn a_real_mediawiki_edits_deletions_moves_and_restorations() {
     wiki.edit("Nyt projekt", "Projektet om æbler.");
     wiki.delete("Forside");
     wiki.move_page("Hjælp:IT", "Hjælp:Computere");
-    let (result, third) = run_with(&mw, known.clone(), Some(&cursor_of(&second)), false).await;
+    let (result, third) = run_with(&mw, known.clone(), Some(&last_cursor(&second)), false).await;
     result.unwrap();
     let docs = upserts(&third);
     assert_eq!(docs[&canteen_id].body, "Kantinen holder lukket i uge 42.");
@@ -431,7 +420,7 @@ async fn a_real_mediawiki_edits_deletions_moves_and_restorations() {
     let known = apply(known, &third);
 
     wiki.undelete("Forside");
-    let (result, fourth) = run_with(&mw, known.clone(), Some(&cursor_of(&third)), false).await;
+    let (result, fourth) = run_with(&mw, known.clone(), Some(&last_cursor(&third)), false).await;
     result.unwrap();
     let restored = &upserts(&fourth)[&front_id];
     assert_eq!(restored.title, "Forside", "restored under its old page id");
@@ -490,8 +479,13 @@ async fn a_real_private_mediawiki_with_a_bot_password() {
     );
 
     wiki.edit("Medarbejderhåndbog", "Ny udgave af håndbogen.");
-    let (result, second) =
-        run_with(&bot, fingerprints(&first), Some(&cursor_of(&first)), false).await;
+    let (result, second) = run_with(
+        &bot,
+        fingerprints(&first),
+        Some(&last_cursor(&first)),
+        false,
+    )
+    .await;
     result.unwrap();
     assert_eq!(
         upserts(&second)[&handbook.external_id].body,

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use samle_connectors::{Change, Connector, WordPress};
 
 use super::site::utc;
-use super::{last_cursor, params, seen};
-use crate::common::{fingerprints, run, run_with, upserts};
+use super::{params, seen};
+use crate::common::{fingerprints, last_cursor, run, run_with, upserts};
 
 const WORDPRESS: &str = "/usr/share/wordpress";
 const MARIADBD: &str = "/usr/sbin/mariadbd";

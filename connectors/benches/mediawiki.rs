@@ -77,27 +77,14 @@ async fn main() {
     }
     let edited = support::measure(&mw, Some(&listing), Some(&counter)).await;
 
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
-    println!("| run | time ms | requests | bytes | upserted | unchanged |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, m) in [
-        ("listing without a cursor (fingerprints)", &listing),
-        ("re-sync after 10 edits", &edited),
-    ] {
-        println!(
-            "| {name} | {:.1} | {} | {} | {} | {} |",
-            ms(m.elapsed),
-            m.requests,
-            m.bytes,
-            m.upserts,
-            m.unchanged
-        );
-    }
-    println!(
-        "listing without a cursor / full sync: {:.2} % of requests, {:.2} % of bytes",
-        pct(listing.requests, full.requests),
-        pct(listing.bytes, full.bytes)
+    support::report_runs(
+        &[
+            ("listing without a cursor (fingerprints)", &listing),
+            ("re-sync after 10 edits", &edited),
+        ],
+        "listing without a cursor",
+        &listing,
+        &full,
     );
     let stats = mw.http_stats();
     println!(

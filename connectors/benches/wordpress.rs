@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use samle_connectors::{ConnectorParams, WordPress};
 
@@ -58,26 +57,13 @@ async fn main() {
         }
     }
     let edited = support::measure(&wp, Some(&listing), Some(&counter)).await;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
-    println!("| run | time ms | requests | bytes | upserted | unchanged |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, m) in [
-        ("periodic id listing (deletions)", &listing),
-        ("re-sync after 10 edits", &edited),
-    ] {
-        println!(
-            "| {name} | {:.1} | {} | {} | {} | {} |",
-            ms(m.elapsed),
-            m.requests,
-            m.bytes,
-            m.upserts,
-            m.unchanged
-        );
-    }
-    println!(
-        "id listing / full sync: {:.2} % of requests, {:.2} % of bytes",
-        pct(listing.requests, full.requests),
-        pct(listing.bytes, full.bytes)
+    support::report_runs(
+        &[
+            ("periodic id listing (deletions)", &listing),
+            ("re-sync after 10 edits", &edited),
+        ],
+        "id listing",
+        &listing,
+        &full,
     );
 }

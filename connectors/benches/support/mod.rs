@@ -383,3 +383,26 @@ impl Prose {
             .join(" ")
     }
 }
+
+/// Prints a table of extra runs (a listing, a re-sync after edits), then what `part` cost
+/// against the full sync, as `label / full sync: … % of requests, … % of bytes`.
+pub fn report_runs(rows: &[(&str, &Measured)], label: &str, part: &Measured, full: &Measured) {
+    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+    println!("| run | time ms | requests | bytes | upserted | unchanged |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, m) in rows {
+        println!(
+            "| {name} | {:.1} | {} | {} | {} | {} |",
+            m.elapsed.as_secs_f64() * 1000.0,
+            m.requests,
+            m.bytes,
+            m.upserts,
+            m.unchanged
+        );
+    }
+    println!(
+        "{label} / full sync: {:.2} % of requests, {:.2} % of bytes",
+        pct(part.requests, full.requests),
+        pct(part.bytes, full.bytes)
+    );
+}

@@ -36,8 +36,9 @@ async fn main() {
         SECTIONS.len()
     );
     let full = support::measure(with_sitemaps.as_ref(), None, Some(counter)).await;
-    let resync = support::measure(with_sitemaps.as_ref(), Some(&full), Some(counter)).await;
-    let conditional = support::measure(without_sitemaps.as_ref(), Some(&full), Some(counter)).await;
+    let resync = support::measure_resync(with_sitemaps.as_ref(), &full, Some(counter), 5).await;
+    let conditional =
+        support::measure_resync(without_sitemaps.as_ref(), &full, Some(counter), 5).await;
     let documents = full.upserts;
     support::report(
         "website crawl, re-crawl with sitemap lastmod and conditional GET",

@@ -36,7 +36,7 @@ async fn main() {
     let wp = connector(&url, "1h");
 
     let full = support::measure(&wp, None, Some(&counter)).await;
-    let resync = support::measure(&wp, Some(&full), Some(&counter)).await;
+    let resync = support::measure_resync(&wp, &full, Some(&counter), 5).await;
     support::report(
         "wordpress (REST API, posts and pages)",
         POSTS + PAGES,

@@ -1,10 +1,10 @@
 //! A query that is empty in every segment without documents of one language.
 //!
-//! A user's query is built twice, once per language (Danish words against the Danish and
-//! folded fields of Danish documents, English likewise), and each half requires the
-//! document's language. tantivy builds the scorers of every clause of a conjunction before it
-//! notices that the language clause is empty, so in a segment that holds one language only
-//! the other half still opened the postings of each word in four fields: for selective
+//! A user's query is built twice, once per language (Danish words against the Danish fields of
+//! Danish documents, English likewise), and each half requires the document's language.
+//! tantivy builds the scorers of every clause of a conjunction before it notices that the
+//! language clause is empty, so in a segment that holds one language only the other half
+//! still opened the postings of each word in every field: for selective
 //! queries that was most of a search's cost. The gate asks the segment's term dictionary once
 //! and skips the half outright. Results are unchanged: the half it skips could match nothing.
 

@@ -1,5 +1,6 @@
 //! Samle's search index. This crate owns the tantivy schema, the Danish and English
-//! analysers (stemmed fields per language plus folded fields where `Aarhus` meets `Århus`),
+//! analysers (one analysed copy of each text per language, folded then stemmed, so that
+//! `Aarhus` meets `Århus` and `medarbejderne` meets `medarbejder`),
 //! the single writer (upserts, deletes, mark-and-sweep, commits that carry the connectors'
 //! cursors), and the one search function, which takes the viewer's [`Principals`] and trims
 //! by access list inside the tantivy query so that hits, counts, facets and snippets never

@@ -1,7 +1,7 @@
 //! Where in a hit's body its snippet is, found from the positions the postings keep.
 //!
 //! tantivy's snippet generator analyses the text it is given, stemmer and all. Given the first
-//! 16 KB of the body for each of ten hits, twice (the stemmed and the folded analysis), that
+//! 16 KB of the body for each of ten hits (then twice: a stemmed and a folded analysis), that
 //! was more than half of the time of a search over long documents. The positions of a hit's
 //! matching terms are in the index already: the densest run of them says where the snippet
 //! will be, a plain split into words (no analysis) finds the bytes of that run, and only a

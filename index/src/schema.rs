@@ -8,7 +8,7 @@ use tantivy::schema::{
     STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 
-use crate::analysis::{self, DANISH, ENGLISH, FOLDED};
+use crate::analysis::{self, DANISH, ENGLISH};
 use crate::{IndexDoc, IndexError, Lang, StoredDoc};
 
 /// Separates source and external id in the `id` field. A control character, so it cannot
@@ -34,14 +34,10 @@ pub(crate) struct Fields {
     pub source: Field,
     pub kind: Field,
     pub external_id: Field,
-    pub title: Field,
-    pub body: Field,
     pub title_da: Field,
     pub body_da: Field,
     pub title_en: Field,
     pub body_en: Field,
-    pub title_fold: Field,
-    pub body_fold: Field,
     pub url: Field,
     pub author: Field,
     pub language: Field,
@@ -61,13 +57,16 @@ pub(crate) fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
 
     let analysed = |tokenizer: &str| {
-        // Positions make phrase queries work; the text itself is stored once, in `title` and
-        // `body`, and snippets are cut from there.
-        TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(tokenizer)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
+        // Positions make phrase queries work. A text is analysed once, in the fields of its
+        // language, and stored there too: a document has either `title_da` or `title_en`,
+        // and snippets are cut from the stored body.
+        TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(tokenizer)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+            .set_stored()
     };
     // Read for whole sources at a time (`source_ids`, `fingerprints`), so a column beats
     // decompressing the document store.
@@ -79,14 +78,10 @@ pub(crate) fn build() -> (Schema, Fields) {
     let source = b.add_text_field("source", STRING | STORED);
     let kind = b.add_text_field("kind", STRING | STORED);
     let external_id = b.add_text_field(EXTERNAL_ID_FIELD, stored_column.clone());
-    let title = b.add_text_field("title", STORED);
-    let body = b.add_text_field("body", STORED);
     let title_da = b.add_text_field("title_da", analysed(DANISH));
     let body_da = b.add_text_field("body_da", analysed(DANISH));
     let title_en = b.add_text_field("title_en", analysed(ENGLISH));
     let body_en = b.add_text_field("body_en", analysed(ENGLISH));
-    let title_fold = b.add_text_field("title_fold", analysed(FOLDED));
-    let body_fold = b.add_text_field("body_fold", analysed(FOLDED));
     let url = b.add_text_field("url", STORED);
     let author = b.add_text_field("author", STORED);
     let language = b.add_text_field("language", STRING | STORED);
@@ -110,14 +105,10 @@ pub(crate) fn build() -> (Schema, Fields) {
         source,
         kind,
         external_id,
-        title,
-        body,
         title_da,
         body_da,
         title_en,
         body_en,
-        title_fold,
-        body_fold,
         url,
         author,
         language,
@@ -207,12 +198,8 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> Result<TantivyDocument,
     d.add_text(f.source, &doc.source);
     d.add_text(f.kind, &doc.kind);
     d.add_text(f.external_id, &doc.external_id);
-    d.add_text(f.title, &doc.title);
-    d.add_text(f.body, &doc.body);
     d.add_text(title_lang, &doc.title);
     d.add_text(body_lang, &doc.body);
-    d.add_text(f.title_fold, &doc.title);
-    d.add_text(f.body_fold, &doc.body);
     if let Some(url) = &doc.url {
         d.add_text(f.url, url);
     }
@@ -292,8 +279,12 @@ pub(crate) fn to_stored(f: &Fields, doc: &TantivyDocument) -> StoredDoc {
         source: first_str(doc, f.source).unwrap_or_default(),
         external_id: first_str(doc, f.external_id).unwrap_or_default(),
         kind: first_str(doc, f.kind).unwrap_or_default(),
-        title: first_str(doc, f.title).unwrap_or_default(),
-        body: first_str(doc, f.body).unwrap_or_default(),
+        title: first_str(doc, f.title_da)
+            .or_else(|| first_str(doc, f.title_en))
+            .unwrap_or_default(),
+        body: first_str(doc, f.body_da)
+            .or_else(|| first_str(doc, f.body_en))
+            .unwrap_or_default(),
         url: first_str(doc, f.url),
         author: first_str(doc, f.author),
         language: first_str(doc, f.language)

@@ -22,7 +22,7 @@ use tantivy::{DocAddress, DocId, Index, Score, Searcher, SegmentReader, TantivyD
 use tracing::debug;
 
 use crate::acl_cache::AclCache;
-use crate::analysis::{DANISH, ENGLISH, FOLDED, prefix};
+use crate::analysis::{self, DANISH, ENGLISH, prefix};
 use crate::language_gate::LanguageGate;
 use crate::passage::{BodyTerms, passage};
 use crate::schema::{
@@ -181,10 +181,11 @@ pub struct SnippetPart {
 }
 
 /// Parses user queries. One parser per language: a Danish document is searched in its
-/// Danish and folded fields with Danish analysis of the query, an English one likewise.
-/// Keeping the languages apart matters because words are ANDed: a Danish stop word
-/// (`og`) must vanish from the query for Danish documents, not turn into a required term
-/// that only English fields could hold.
+/// Danish fields with Danish analysis of the query, an English one likewise. Keeping the
+/// languages apart matters because words are ANDed: a Danish stop word (`og`) must vanish
+/// from the query for Danish documents, not turn into a required term that only English
+/// fields could hold. Each language's analysis also folds spellings (see `analysis`), so
+/// `Aarhus` finds `Århus` through the same fields.
 pub(crate) struct QueryBuilder {
     da: LanguageParser,
     en: LanguageParser,
@@ -193,20 +194,17 @@ pub(crate) struct QueryBuilder {
     acl: AclCache,
 }
 
-/// A query parser over one language's stemmed fields and the folded fields, with the
-/// analysers of those fields (to tell which words survive analysis).
+/// A query parser over one language's title and body fields, with their analyser (to tell
+/// which words survive analysis).
 struct LanguageParser {
     parser: QueryParser,
-    analyzers: [TextAnalyzer; 2],
+    analyzer: TextAnalyzer,
 }
 
 impl LanguageParser {
-    /// Whether any of this parser's fields keeps a token of `phrase`.
+    /// Whether this parser's analysis keeps a token of `phrase`.
     fn keeps_any_token(&self, phrase: &str) -> bool {
-        self.analyzers.iter().any(|analyzer| {
-            let mut analyzer = analyzer.clone();
-            analyzer.token_stream(phrase).advance()
-        })
+        self.analyzer.clone().token_stream(phrase).advance()
     }
 
     fn parse(&self, ast: &UserInputAst) -> (Box<dyn Query>, usize) {
@@ -225,23 +223,18 @@ impl LanguageParser {
 
 impl QueryBuilder {
     pub(crate) fn new(index: &Index, f: &Fields) -> Result<QueryBuilder, IndexError> {
+        // A query is a few words: the analysers that remember words are for indexing.
+        let plain = analysis::plain_tokenizers();
         let parser = |title: Field, body: Field, analyzer_name: &str| {
-            let mut parser =
-                QueryParser::for_index(index, vec![title, body, f.title_fold, f.body_fold]);
+            let mut parser = QueryParser::new(index.schema(), vec![title, body], plain.clone());
             parser.set_conjunction_by_default();
             parser.set_field_boost(title, TITLE_BOOST);
-            parser.set_field_boost(f.title_fold, TITLE_BOOST);
-            let analyzer = |name: &str| {
-                index.tokenizers().get(name).ok_or_else(|| {
-                    IndexError::Engine(tantivy::TantivyError::InternalError(format!(
-                        "analyser {name} is not registered"
-                    )))
-                })
-            };
-            Ok::<_, IndexError>(LanguageParser {
-                parser,
-                analyzers: [analyzer(analyzer_name)?, analyzer(FOLDED)?],
-            })
+            let analyzer = analysis::plain(analyzer_name).ok_or_else(|| {
+                IndexError::Engine(tantivy::TantivyError::InternalError(format!(
+                    "no analyser {analyzer_name}"
+                )))
+            })?;
+            Ok::<_, IndexError>(LanguageParser { parser, analyzer })
         };
         Ok(QueryBuilder {
             da: parser(f.title_da, f.body_da, DANISH)?,
@@ -571,7 +564,7 @@ pub(crate) fn search(
     };
 
     let snippets = match (&user_query, top.is_empty()) {
-        (Some(q), false) => Some(Snippets::new(searcher, &stats, f, q.as_ref())?),
+        (Some(q), false) => Some(Snippets::new(&stats, f, q.as_ref())?),
         _ => None,
     };
     let mut hits = Vec::with_capacity(top.len());
@@ -580,6 +573,7 @@ pub(crate) fn search(
         let stored = schema::to_stored(f, &doc);
         let snippet = snippet_parts(
             snippets.as_ref(),
+            f,
             searcher,
             address,
             stored.language,
@@ -629,27 +623,25 @@ fn facet_values(counts: &FacetCounts, root: &str) -> Vec<FacetCount> {
     values
 }
 
-/// Snippet generators for the three body fields a hit may have matched in, and those
-/// fields' query terms, whose positions say where in a body the matches are.
+/// Snippet generators for the two body fields a hit may have matched in, and those fields'
+/// query terms, whose positions say where in a body the matches are.
 struct Snippets {
     da: SnippetGenerator,
     en: SnippetGenerator,
-    fold: SnippetGenerator,
     terms: BodyTerms,
-    fields: [Field; 3],
 }
 
 impl Snippets {
-    fn new(
-        searcher: &Searcher,
-        stats: &QueryStats,
-        f: &Fields,
-        query: &dyn Query,
-    ) -> Result<Snippets, IndexError> {
-        let fields = [f.body_da, f.body_en, f.body_fold];
-        let terms = BodyTerms::new(stats, query, &fields)?;
-        let generator = |field| -> Result<SnippetGenerator, IndexError> {
-            let tokenizer = searcher.index().tokenizer_for_field(field)?;
+    fn new(stats: &QueryStats, f: &Fields, query: &dyn Query) -> Result<Snippets, IndexError> {
+        let terms = BodyTerms::new(stats, query, &[f.body_da, f.body_en])?;
+        let generator = |field, name: &str| -> Result<SnippetGenerator, IndexError> {
+            // Each search analyses a few texts with a fresh analyser: one that remembers
+            // words would only pay to fill its memory.
+            let tokenizer = analysis::plain(name).ok_or_else(|| {
+                IndexError::Engine(tantivy::TantivyError::InternalError(format!(
+                    "no analyser {name}"
+                )))
+            })?;
             Ok(SnippetGenerator::new(
                 terms.texts(field),
                 tokenizer,
@@ -658,20 +650,19 @@ impl Snippets {
             ))
         };
         Ok(Snippets {
-            da: generator(f.body_da)?,
-            en: generator(f.body_en)?,
-            fold: generator(f.body_fold)?,
+            da: generator(f.body_da, DANISH)?,
+            en: generator(f.body_en, ENGLISH)?,
             terms,
-            fields,
         })
     }
 }
 
-/// The snippet of a hit: from its language's stemmed field or the folded field, whichever
-/// highlights more; the start of the body when neither matches (a title-only match). Only
-/// the passage the postings' positions point to is analysed (see `passage`).
+/// The snippet of a hit, from its language's body field; the start of the body when that
+/// does not match (a title-only match). Only the passage the postings' positions point to
+/// is analysed (see `passage`).
 fn snippet_parts(
     snippets: Option<&Snippets>,
+    f: &Fields,
     searcher: &Searcher,
     address: DocAddress,
     lang: Lang,
@@ -679,29 +670,18 @@ fn snippet_parts(
 ) -> Result<Vec<SnippetPart>, IndexError> {
     let text = prefix(body, SNIPPET_SOURCE_BYTES);
     if let Some(s) = snippets {
-        let [da, en, fold] = s.fields;
-        let stemmed_field = match lang {
-            Lang::Da => da,
-            Lang::En => en,
+        let (field, generator) = match lang {
+            Lang::Da => (f.body_da, &s.da),
+            Lang::En => (f.body_en, &s.en),
         };
-        let matches = s.terms.matches(searcher, address, &[stemmed_field, fold])?;
+        let matches = s.terms.matches(searcher, address, &[field])?;
         // No match in the part of the body snippets are cut from: its start, as before.
         let Some(range) = passage(text, matches) else {
             return Ok(lead(body));
         };
-        let text = &text[range];
-        let stemmed = match lang {
-            Lang::Da => s.da.snippet(text),
-            Lang::En => s.en.snippet(text),
-        };
-        let folded = s.fold.snippet(text);
-        let best = if folded.highlighted().len() > stemmed.highlighted().len() {
-            folded
-        } else {
-            stemmed
-        };
-        if !best.highlighted().is_empty() {
-            return Ok(highlighted_parts(&best));
+        let snippet = generator.snippet(&text[range]);
+        if !snippet.highlighted().is_empty() {
+            return Ok(highlighted_parts(&snippet));
         }
     }
     Ok(lead(body))

@@ -1,7 +1,7 @@
 //! A union of a few clauses, for a word searched in several fields.
 //!
-//! The query parser turns each word into "any of" four field queries (the language's title and
-//! body, the folded title and body). tantivy evaluates such a union with a scorer built for
+//! The query parser turns each word into "any of" its field queries (the language's title and
+//! body). tantivy evaluates such a union with a scorer built for
 //! large unions: it keeps a window of 4,096 scores that is copied when the scorer is built
 //! and cleared on every jump of a conjunction, per word and segment. For the few, selective
 //! clauses of a word that bookkeeping cost more than the matching (a fifth of a search). This

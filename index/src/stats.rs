@@ -2,9 +2,9 @@
 //!
 //! tantivy weighs every term of a query with its document frequency and its field's token
 //! count, summed over all segments (a term-dictionary lookup per segment). A Samle query holds
-//! each word several times: the folded fields' terms are the same in the Danish and the
-//! English half, every field's token count is asked for per term, and the snippets weigh the
-//! body terms again. Remembering the answers for the length of one search gives the same
+//! each word several times: in the Danish and the English half (the same term wherever both
+//! analyses agree, as for names), every field's token count is asked for per term, and the
+//! snippets weigh the body terms again. Remembering the answers for the length of one search gives the same
 //! numbers for fewer lookups.
 
 use std::cell::RefCell;

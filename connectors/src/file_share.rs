@@ -14,10 +14,12 @@
 //! date written in it rather than by when the file was last copied. Its tags are topics: the
 //! top-level folder, not the format.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -223,9 +225,10 @@ impl Connector for FileShare {
         let (walked, counts, cancelled) = tokio::task::spawn_blocking(move || {
             let mut counts = Counts::default();
             let mut cancelled = false;
+            let mut settings = SettingsCache::default();
             let walked = inner.open_root().and_then(|root| {
                 inner.walk(&root, |found| {
-                    let change = inner.process(found, known.as_ref());
+                    let change = inner.process(found, known.as_ref(), &mut settings);
                     counts.record(&change, &source_id);
                     if sink.blocking_send(change).is_ok() {
                         ControlFlow::Continue(())
@@ -271,7 +274,7 @@ impl Connector for FileShare {
 impl Inner {
     /// Turns one walked file into a change: `Unchanged` from metadata alone when possible,
     /// otherwise read, hash and (if the content changed) extract. Blocking.
-    fn process(&self, found: Found, known: &dyn KnownDocs) -> Change {
+    fn process(&self, found: Found, known: &dyn KnownDocs, cache: &mut SettingsCache) -> Change {
         let (id, path, format, stat) = match found {
             Found::Failed { id, error } => {
                 return Change::Failed {
@@ -286,13 +289,16 @@ impl Inner {
                 stat,
             } => (id, path, format, stat),
         };
-        let derived = self.derive(&id);
+        // An unchanged file needs only its settings digest, which most files share with
+        // their folder: the access list, URL and tags are built only for files to be read.
+        let settings = self.settings(&id, cache);
         let known = known.fingerprint(&id);
         let known = known.as_deref().and_then(Fingerprint::parse);
-        let known = known.filter(|k| k.settings == derived.settings);
-        if known.as_ref().is_some_and(|k| k.stat == stat_key(&stat)) {
+        let known = known.filter(|k| k.settings == settings.as_ref());
+        if known.as_ref().is_some_and(|k| k.stat_matches(&stat)) {
             return Change::Unchanged { external_id: id };
         }
+        let derived = self.derive(&id);
         if stat.len() > self.limits.max_file_bytes {
             let error = ExtractError::TooLarge {
                 size: stat.len(),
@@ -408,10 +414,18 @@ impl Inner {
             rule_hits: vec![0; self.rules.len()],
             ..WalkReport::default()
         };
+        // Siblings' paths are their folder's path, a separator and their name, so comparing
+        // whole paths as bytes orders them by name exactly as `sort_by_file_name` does, without
+        // taking each path apart to find its last component.
         let mut entries = WalkDir::new(root)
             .follow_links(false)
             .min_depth(1)
-            .sort_by_file_name()
+            .sort_by(|a, b| {
+                a.path()
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .cmp(b.path().as_os_str().as_encoded_bytes())
+            })
             .into_iter();
         while let Some(entry) = entries.next() {
             let entry = match entry {
@@ -435,7 +449,7 @@ impl Inner {
             };
             let name = entry.file_name().to_string_lossy();
             let hidden = name.starts_with('.') || name.starts_with("~$");
-            let Ok(relative) = entry.path().strip_prefix(root) else {
+            let Some(relative) = relative_to(root, entry.path()) else {
                 continue;
             };
             let file_type = entry.file_type();
@@ -549,11 +563,52 @@ impl Inner {
         self.access.matches(id).first().copied()
     }
 
+    /// The principals of the first matching access rule, else `default_access`.
+    fn acl_for(&self, rule: Option<usize>) -> &[String] {
+        match rule {
+            Some(index) => &self.rules[index].principals,
+            None => &self.default_access,
+        }
+    }
+
+    /// The settings digest of `id`'s fingerprint, as [`Inner::derive`] computes it. Without a
+    /// `url_prefix` it depends only on the matching access rule and the top-level folder, so
+    /// it is computed once per pair and run rather than once per file; with one, every file's
+    /// URL differs and it is computed per file.
+    fn settings<'c>(&self, id: &str, cache: &'c mut SettingsCache) -> Cow<'c, str> {
+        if self.url_prefix.is_some() {
+            return Cow::Owned(self.derive(id).settings);
+        }
+        let rule = self.rule_for(id);
+        let folder = top_folder(id);
+        // Folder names are never empty, so "" stands for the root.
+        let by_folder = cache.entry(rule).or_default();
+        if !by_folder.contains_key(folder.unwrap_or("")) {
+            let tags: Vec<String> = folder.map(str::to_owned).into_iter().collect();
+            let settings = self.settings_digest(self.acl_for(rule), &tags, None);
+            by_folder.insert(folder.unwrap_or("").to_owned(), settings);
+        }
+        Cow::Borrowed(by_folder[folder.unwrap_or("")].as_str())
+    }
+
+    /// A digest of what a document gets from the configuration rather than its content.
+    fn settings_digest(&self, acl: &[String], tags: &[String], url: Option<&str>) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&EXTRACTION_VERSION.to_le_bytes());
+        hasher.update(&self.limits.max_text_chars.to_le_bytes());
+        for value in acl.iter().chain(tags) {
+            hasher.update(value.as_bytes());
+            hasher.update(b"\0");
+        }
+        for value in [url, self.language.as_deref(), Some(&self.kind)] {
+            hasher.update(value.unwrap_or("\u{1}").as_bytes());
+            hasher.update(b"\0");
+        }
+        hasher.finalize().to_hex()[..16].to_owned()
+    }
+
     fn derive(&self, id: &str) -> Derived {
-        let acl = match self.rule_for(id) {
-            Some(index) => self.rules[index].principals.clone(),
-            None => self.default_access.clone(),
-        };
+        let acl = self.acl_for(self.rule_for(id)).to_vec();
         let url = self.url_prefix.as_ref().map(|prefix| {
             let path = id
                 .split('/')
@@ -564,24 +619,9 @@ impl Inner {
         });
         // Users read tags as topics, so the top-level folder is one and the format is not (the
         // file name shows it).
-        let tags: Vec<String> = id
-            .split_once('/')
-            .map(|(folder, _)| folder.to_owned())
-            .into_iter()
-            .collect();
+        let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
 
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&EXTRACTION_VERSION.to_le_bytes());
-        hasher.update(&self.limits.max_text_chars.to_le_bytes());
-        for value in acl.iter().chain(&tags) {
-            hasher.update(value.as_bytes());
-            hasher.update(b"\0");
-        }
-        for value in [url.as_deref(), self.language.as_deref(), Some(&self.kind)] {
-            hasher.update(value.unwrap_or("\u{1}").as_bytes());
-            hasher.update(b"\0");
-        }
-        let settings = hasher.finalize().to_hex()[..16].to_owned();
+        let settings = self.settings_digest(&acl, &tags, url.as_deref());
         Derived {
             acl,
             url,
@@ -743,10 +783,48 @@ fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metad
     Ok((bytes, stat))
 }
 
+/// `path` below `root`, without the separator. The walk's paths are `root` joined with the
+/// names it listed, so on Unix this cuts bytes instead of comparing components.
+#[cfg(unix)]
+fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = root.as_os_str().as_bytes();
+    let rest = path.as_os_str().as_bytes().strip_prefix(root)?;
+    // A root of `/` ends with its separator; any other is followed by one.
+    let rest = if root.ends_with(b"/") {
+        rest
+    } else {
+        rest.strip_prefix(b"/")?
+    };
+    (!rest.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(rest)))
+}
+
+#[cfg(not(unix))]
+fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
+    path.strip_prefix(root)
+        .ok()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
 /// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
 /// components can occur (the walk yields paths below the root), but anything else is refused
 /// rather than trusted.
+#[cfg(unix)]
 fn external_id(relative: &Path) -> Option<String> {
+    // On Unix the separator is already `/`: one UTF-8 check and a scan for empty, `.` and
+    // `..` parts replace taking the path apart and joining it again.
+    let id = relative.to_str()?;
+    id.split('/')
+        .all(|part| !matches!(part, "" | "." | ".."))
+        .then(|| id.to_owned())
+}
+
+/// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
+/// components can occur (the walk yields paths below the root), but anything else is refused
+/// rather than trusted.
+#[cfg(not(unix))]
+fn external_id(relative: &Path) -> Option<String> {
+    use std::path::Component;
     let mut parts = Vec::new();
     for component in relative.components() {
         match component {
@@ -755,6 +833,15 @@ fn external_id(relative: &Path) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The settings digests of one run, by first matching access rule and top-level folder
+/// (`""` for files at the root).
+type SettingsCache = HashMap<Option<usize>, HashMap<String, String>>;
+
+/// The top-level folder of a file's id, its tag (`None` for a file at the root).
+fn top_folder(id: &str) -> Option<&str> {
+    id.split_once('/').map(|(folder, _)| folder)
 }
 
 /// "Ferie_og-fravær 2024.pdf" → "Ferie og fravær 2024".
@@ -774,11 +861,6 @@ fn title_from_name(id: &str) -> String {
     } else {
         title
     }
-}
-
-/// "<size>:<mtime-ns>": the part of a fingerprint that can be compared without reading.
-fn stat_key(stat: &Metadata) -> String {
-    format!("{}:{}", stat.len(), mtime_ns(stat))
 }
 
 fn mtime_ns(stat: &Metadata) -> i128 {
@@ -801,6 +883,16 @@ struct Fingerprint<'a> {
 }
 
 impl<'a> Fingerprint<'a> {
+    /// Whether the file's size and modification time are the ones this fingerprint was made
+    /// with: compared as numbers, so an unchanged file costs no formatting.
+    fn stat_matches(&self, stat: &Metadata) -> bool {
+        let Some((size, mtime)) = self.stat.split_once(':') else {
+            return false;
+        };
+        size.parse::<u64>().ok() == Some(stat.len())
+            && mtime.parse::<i128>().ok() == Some(mtime_ns(stat))
+    }
+
     fn parse(value: &'a str) -> Option<Self> {
         let mut parts = value.splitn(4, ':');
         let size = parts.next()?;
@@ -908,6 +1000,96 @@ mod tests {
         ];
         for (id, expected) in cases {
             assert_eq!(title_from_name(id), expected, "id {id:?}");
+        }
+    }
+
+    #[test]
+    fn cached_settings_equal_each_files_own() {
+        let with_rules = "default_access = [\"authenticated\"]\n\
+            [[access]]\npath = \"Ledelse/\"\nprincipals = [\"group:ledere\"]\n\
+            [[access]]\npath = \"*.pdf\"\nprincipals = [\"group:alle\"]\n";
+        let ids = [
+            "a.txt",
+            "b.pdf",
+            "Ledelse/plan.txt",
+            "Ledelse/x.pdf",
+            "HR/a.txt",
+            "HR/b.pdf",
+            "HR/sub/c.txt",
+            "a.txt",
+            "HR/a.txt",
+            "Ledelse/sub/plan.txt",
+        ];
+        for lines in [
+            "",
+            with_rules,
+            "url_prefix = \"https://intra/filer\"\n",
+            "kind = \"news\"\nlanguage = \"da\"\n",
+        ] {
+            let params: FileShareParams =
+                toml::from_str(&format!("root = \"/srv/share\"\n{lines}")).unwrap();
+            let share = FileShare::new(&params, Path::new("/")).unwrap();
+            let mut cache = SettingsCache::default();
+            let mut distinct = std::collections::HashSet::new();
+            for id in ids {
+                let own = share.inner.derive(id).settings;
+                assert_eq!(
+                    share.inner.settings(id, &mut cache),
+                    own,
+                    "{id} with {lines:?}"
+                );
+                distinct.insert(own);
+            }
+            // Folders are tags, so files in different top-level folders never share one.
+            assert!(distinct.len() >= 3, "{lines:?}: {distinct:?}");
+        }
+    }
+
+    #[test]
+    fn stat_comparison_reads_size_and_modification_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "abc").unwrap();
+        let stat = std::fs::metadata(&path).unwrap();
+        let same = format!("3:{}:hash:settings", mtime_ns(&stat));
+        assert!(Fingerprint::parse(&same).unwrap().stat_matches(&stat));
+        for other in [
+            format!("4:{}:hash:settings", mtime_ns(&stat)),
+            format!("3:{}:hash:settings", mtime_ns(&stat) + 1),
+            format!("03:{}x:hash:settings", mtime_ns(&stat)),
+            "x:y:hash:settings".to_owned(),
+        ] {
+            assert!(
+                !Fingerprint::parse(&other).unwrap().stat_matches(&stat),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn relative_paths_and_ids() {
+        let root = Path::new("/srv/share");
+        let rel = |p: &str| relative_to(root, Path::new(p)).map(|p| p.to_str().unwrap().to_owned());
+        assert_eq!(rel("/srv/share/HR/a.txt").as_deref(), Some("HR/a.txt"));
+        assert_eq!(rel("/srv/share"), None);
+        assert_eq!(rel("/srv/shares/a.txt"), None);
+        assert_eq!(rel("/srv/other/a.txt"), None);
+        assert_eq!(
+            relative_to(Path::new("/"), Path::new("/a/b.txt")),
+            Some(Path::new("a/b.txt"))
+        );
+        assert_eq!(
+            external_id(Path::new("HR/Løn/a.txt")).as_deref(),
+            Some("HR/Løn/a.txt")
+        );
+        for refused in ["", "a/../b", "./a", "a//b", "a/"] {
+            assert_eq!(external_id(Path::new(refused)), None, "{refused:?}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let latin1 = std::ffi::OsStr::from_bytes(b"HR/f\xf8r.txt");
+            assert_eq!(external_id(Path::new(latin1)), None);
         }
     }
 

@@ -716,3 +716,80 @@ async fn a_run_stops_when_the_receiver_goes_away() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn files_come_in_file_name_order_folder_by_folder() {
+    let share = Share::new();
+    // Enough names that the folder's own listing order is unlikely to be sorted, with
+    // prefixes of each other, capitals, non-ASCII names and folders among the files.
+    let mut expected = Vec::new();
+    for i in (0..40).rev() {
+        share.write(&format!("f{i}.txt"), "x");
+    }
+    share.write("a.txt", "x");
+    share.write("a/z.txt", "x");
+    share.write("a/b/c.txt", "x");
+    share.write("a b.txt", "x");
+    share.write("B.txt", "x");
+    share.write("ø.txt", "x");
+    share.write("æ/1.txt", "x");
+    share.write("a-/y.txt", "x");
+    // Names compared as bytes; a folder's files come where the folder's name sorts ("a"
+    // before "a b.txt"), not where its files' paths would.
+    expected.extend(
+        [
+            "B.txt",
+            "a/b/c.txt",
+            "a/z.txt",
+            "a b.txt",
+            "a-/y.txt",
+            "a.txt",
+        ]
+        .map(String::from),
+    );
+    let mut numbered: Vec<String> = (0..40).map(|i| format!("f{i}.txt")).collect();
+    numbered.sort();
+    expected.extend(numbered);
+    expected.extend(["æ/1.txt", "ø.txt"].map(String::from));
+
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let order: Vec<&str> = first.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+
+    let (result, second) = run(connector.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    let order: Vec<&str> = second.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+    assert_eq!(ids(&second, is_unchanged).len(), expected.len());
+}
+
+#[tokio::test]
+async fn a_changed_url_prefix_resends_unchanged_files() {
+    let share = Share::new();
+    share.write("HR/plan.txt", "plan");
+    share.write("andet.txt", "andet");
+    let first_prefix = share.connector("url_prefix = \"https://intra/filer\"");
+    let (result, first) = run(first_prefix.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let (result, again) = run(first_prefix.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&again, is_unchanged), ["HR/plan.txt", "andet.txt"]);
+
+    let moved = share.connector("url_prefix = \"https://intra/drev\"");
+    let (result, second) = run(moved.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&second, is_upsert), ["HR/plan.txt", "andet.txt"]);
+    assert_eq!(
+        upserts(&second)["HR/plan.txt"].url.as_deref(),
+        Some("https://intra/drev/HR/plan.txt")
+    );
+
+    // And back to no prefix at all: the settings digest of a share without URLs again.
+    let none = share.connector("");
+    let (result, third) = run(none.as_ref(), fingerprints(&second)).await;
+    result.unwrap();
+    assert_eq!(ids(&third, is_upsert), ["HR/plan.txt", "andet.txt"]);
+    assert_eq!(upserts(&third)["andet.txt"].url, None);
+}

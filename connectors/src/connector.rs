@@ -11,13 +11,35 @@ use crate::model::Change;
 
 /// The fingerprints of the documents already indexed for a source, so that a connector can skip
 /// what has not changed.
+///
+/// They may be read only when first needed: a run that needs none of them (a feed answering
+/// 304) then never pays for reading a whole source's ids from the index. From async code, call
+/// [`KnownDocs::load`] before the first lookup, so that the reading happens off the async
+/// threads and a failure to read stops the run; a lookup before it reads them in place.
+#[async_trait::async_trait]
 pub trait KnownDocs: Send + Sync {
+    /// Makes the fingerprints ready. An error means they cannot be read: the run must fail
+    /// rather than treat every document as new.
+    async fn load(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// The fingerprint of a known document; `None` for one not known (or without one).
     fn fingerprint(&self, external_id: &str) -> Option<String>;
+
+    /// Calls `each` with every known document's id and fingerprint, in no particular order.
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str));
 }
 
 impl KnownDocs for HashMap<String, String> {
     fn fingerprint(&self, external_id: &str) -> Option<String> {
         self.get(external_id).cloned()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (id, fingerprint) in self {
+            each(id, fingerprint);
+        }
     }
 }
 

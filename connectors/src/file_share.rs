@@ -214,6 +214,8 @@ impl Connector for FileShare {
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
         let started = Instant::now();
+        // Every file is compared with its fingerprint.
+        ctx.known.load().await?;
         let inner = Arc::clone(&self.inner);
         let known = Arc::clone(&ctx.known);
         let sink = ctx.sink.clone();

@@ -215,6 +215,11 @@ impl SearchIndex {
         Ok(self.payload()?.cursors)
     }
 
+    /// One source's cursor, as of the last commit.
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, IndexError> {
+        Ok(self.payload()?.cursors.remove(source))
+    }
+
     /// The external ids of a source's documents, as of the last commit.
     pub fn source_ids(&self, source: &str) -> Result<HashSet<String>, IndexError> {
         Ok(self

@@ -50,7 +50,6 @@ struct Visit {
 pub(super) struct Crawl<'a> {
     inner: Arc<Inner>,
     ctx: &'a RunContext,
-    started: DateTime<Utc>,
     previous_aliases: BTreeMap<String, String>,
     aliases: BTreeMap<String, String>,
     frontier: VecDeque<Task>,
@@ -96,7 +95,6 @@ impl<'a> Crawl<'a> {
         Self {
             inner,
             ctx,
-            started: Utc::now(),
             previous_aliases,
             aliases: BTreeMap::new(),
             frontier: VecDeque::new(),
@@ -563,7 +561,6 @@ impl<'a> Crawl<'a> {
         }
         let cursor = Cursor {
             version: CURSOR_VERSION,
-            started: Some(self.started),
             complete,
             aliases,
         };

@@ -28,7 +28,6 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
-use walkdir::WalkDir;
 
 use crate::connector::{Connector, KnownDocs, RunContext};
 use crate::error::ConnectorError;
@@ -119,6 +118,9 @@ struct Inner {
     language: Option<String>,
     kind: String,
 }
+
+/// Unchanged files sent to the sink together (see `FileShare::run`).
+const UNCHANGED_BATCH: usize = 64;
 
 /// The document kind when the configuration names none.
 const DEFAULT_KIND: &str = "file";
@@ -223,16 +225,27 @@ impl Connector for FileShare {
         // Walking, reading and extracting are blocking file-system and CPU work: one thread
         // does them in order, file by file, and hands each change to the async side through
         // the sink's bounded channel. A thread hop per file would cost more than reading a
-        // small file; it stops as soon as the receiver hangs up.
+        // small file; it stops as soon as the receiver hangs up. Unchanged files, which cost
+        // a `stat` each, go in small batches: one at a time, the receiver would be woken (a
+        // futex call and a context switch) for every file it then handles in a microsecond.
         let (walked, counts, cancelled) = tokio::task::spawn_blocking(move || {
             let mut counts = Counts::default();
             let mut cancelled = false;
             let mut settings = SettingsCache::default();
+            let mut batch = Vec::with_capacity(UNCHANGED_BATCH);
+            let flush = |batch: &mut Vec<Change>| {
+                for change in batch.drain(..) {
+                    sink.blocking_send(change)?;
+                }
+                Ok::<(), ConnectorError>(())
+            };
             let walked = inner.open_root().and_then(|root| {
                 inner.walk(&root, |found| {
                     let change = inner.process(found, known.as_ref(), &mut settings);
                     counts.record(&change, &source_id);
-                    if sink.blocking_send(change).is_ok() {
+                    let unchanged = matches!(change, Change::Unchanged { .. });
+                    batch.push(change);
+                    if (unchanged && batch.len() < UNCHANGED_BATCH) || flush(&mut batch).is_ok() {
                         ControlFlow::Continue(())
                     } else {
                         cancelled = true;
@@ -240,6 +253,9 @@ impl Connector for FileShare {
                     }
                 })
             });
+            if !cancelled && flush(&mut batch).is_err() {
+                cancelled = true;
+            }
             (walked, counts, cancelled)
         })
         .await
@@ -405,7 +421,8 @@ impl Inner {
         Ok(root)
     }
 
-    /// Walks the canonical `root`, handing every selected file to `found` in file-name order.
+    /// Walks the canonical `root`, handing every selected file to `found` in file-name order,
+    /// each folder's files where the folder's name sorts.
     fn walk(
         &self,
         root: &Path,
@@ -416,49 +433,57 @@ impl Inner {
             rule_hits: vec![0; self.rules.len()],
             ..WalkReport::default()
         };
-        // Siblings' paths are their folder's path, a separator and their name, so comparing
-        // whole paths as bytes orders them by name exactly as `sort_by_file_name` does, without
-        // taking each path apart to find its last component.
-        let mut entries = WalkDir::new(root)
-            .follow_links(false)
-            .min_depth(1)
-            .sort_by(|a, b| {
-                a.path()
-                    .as_os_str()
-                    .as_encoded_bytes()
-                    .cmp(b.path().as_os_str().as_encoded_bytes())
-            })
-            .into_iter();
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
+        let listing = fs::read_dir(root).map_err(|source| ConnectorError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        let _ = self.walk_folder(root, root, listing, &mut report, &mut found);
+        Ok(report)
+    }
+
+    /// Lists one folder and goes through its entries in name order (names compared as bytes),
+    /// descending into each subfolder where it comes. The standard library's directory
+    /// entries read their metadata relative to the open folder (`statx` on its descriptor),
+    /// where a walk that `lstat`s every file by its full path makes the kernel resolve the
+    /// whole path again for each one.
+    fn walk_folder(
+        &self,
+        root: &Path,
+        folder: &Path,
+        listing: fs::ReadDir,
+        report: &mut WalkReport,
+        found: &mut dyn FnMut(Found) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(entry) => entries.push((entry.file_name(), entry)),
+                Err(error) => self.unlisted(root, folder, &error, report),
+            }
+        }
+        entries.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for (name, entry) in entries {
+            let path = entry.path();
+            let Some(relative) = relative_to(root, &path) else {
+                continue;
+            };
+            let name = name.to_string_lossy();
+            let hidden = name.starts_with('.') || name.starts_with("~$");
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
                 Err(error) => {
-                    if error.depth() == 0 {
-                        return Err(ConnectorError::Io {
-                            path: self.root.clone(),
-                            source: error.into(),
-                        });
-                    }
-                    let at = error
-                        .path()
-                        .and_then(|p| p.strip_prefix(root).ok())
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    warn!(path = %at, %error, "cannot list folder in file share");
-                    report.unlisted.push(format!("{at:?}: {error}"));
+                    self.unlisted(root, &path, &error, report);
                     continue;
                 }
             };
-            let name = entry.file_name().to_string_lossy();
-            let hidden = name.starts_with('.') || name.starts_with("~$");
-            let Some(relative) = relative_to(root, entry.path()) else {
-                continue;
-            };
-            let file_type = entry.file_type();
 
             if file_type.is_dir() {
                 if hidden || self.exclude.is_match(relative) {
-                    entries.skip_current_dir();
+                    continue;
+                }
+                match fs::read_dir(&path) {
+                    Ok(listing) => self.walk_folder(root, &path, listing, report, found)?,
+                    Err(error) => self.unlisted(root, &path, &error, report),
                 }
                 continue;
             }
@@ -468,23 +493,20 @@ impl Inner {
             let Some(format) = Format::from_path(relative) else {
                 continue;
             };
-            if !self.selects(relative, &mut report) {
+            if !self.selects(relative, report) {
                 continue;
             }
             let Some(id) = external_id(relative) else {
                 report.failed += 1;
-                let flow = found(Found::Failed {
+                found(Found::Failed {
                     id: relative.to_string_lossy().replace('\\', "/"),
                     error: "file name is not valid UTF-8".to_owned(),
-                });
-                if flow.is_break() {
-                    break;
-                }
+                })?;
                 continue;
             };
 
             let item = if file_type.is_symlink() {
-                match resolve_link(root, entry.path()) {
+                match resolve_link(root, &path) {
                     Link::File { target, stat } => Found::File {
                         id,
                         path: target,
@@ -510,10 +532,11 @@ impl Inner {
                     },
                 }
             } else if file_type.is_file() {
+                // Not a link, so this is the file's own metadata, read without following.
                 match entry.metadata() {
                     Ok(stat) => Found::File {
                         id,
-                        path: entry.path().to_owned(),
+                        path,
                         format,
                         stat,
                     },
@@ -538,11 +561,19 @@ impl Inner {
                 }
                 Found::Failed { .. } => report.failed += 1,
             }
-            if found(item).is_break() {
-                break;
-            }
+            found(item)?;
         }
-        Ok(report)
+        ControlFlow::Continue(())
+    }
+
+    /// Notes a folder (or an entry of one) that could not be listed: the walk is then not
+    /// complete, and nothing may be deleted on its word.
+    fn unlisted(&self, root: &Path, path: &Path, error: &std::io::Error, report: &mut WalkReport) {
+        let at = relative_to(root, path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        warn!(path = %at, %error, "cannot list folder in file share");
+        report.unlisted.push(format!("{at:?}: {error}"));
     }
 
     /// True when the include and exclude globs select the file; counts include hits.
@@ -582,15 +613,30 @@ impl Inner {
             return Cow::Owned(self.derive(id).settings);
         }
         let rule = self.rule_for(id);
-        let folder = top_folder(id);
         // Folder names are never empty, so "" stands for the root.
-        let by_folder = cache.entry(rule).or_default();
-        if !by_folder.contains_key(folder.unwrap_or("")) {
-            let tags: Vec<String> = folder.map(str::to_owned).into_iter().collect();
-            let settings = self.settings_digest(self.acl_for(rule), &tags, None);
-            by_folder.insert(folder.unwrap_or("").to_owned(), settings);
+        let folder = top_folder(id).unwrap_or("");
+        // The walk goes folder by folder: most files have the previous file's key.
+        let last_matches = cache
+            .last
+            .as_ref()
+            .is_some_and(|(r, f, _)| *r == rule && f == folder);
+        if !last_matches {
+            let by_folder = cache.digests.entry(rule).or_default();
+            let settings = match by_folder.get(folder) {
+                Some(settings) => settings.clone(),
+                None => {
+                    let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
+                    let settings = self.settings_digest(self.acl_for(rule), &tags, None);
+                    by_folder.insert(folder.to_owned(), settings.clone());
+                    settings
+                }
+            };
+            cache.last = Some((rule, folder.to_owned(), settings));
         }
-        Cow::Borrowed(by_folder[folder.unwrap_or("")].as_str())
+        match &cache.last {
+            Some((_, _, settings)) => Cow::Borrowed(settings.as_str()),
+            None => Cow::Owned(self.derive(id).settings),
+        }
     }
 
     /// A digest of what a document gets from the configuration rather than its content.
@@ -838,8 +884,12 @@ fn external_id(relative: &Path) -> Option<String> {
 }
 
 /// The settings digests of one run, by first matching access rule and top-level folder
-/// (`""` for files at the root).
-type SettingsCache = HashMap<Option<usize>, HashMap<String, String>>;
+/// (`""` for files at the root), and the last one used.
+#[derive(Default)]
+struct SettingsCache {
+    digests: HashMap<Option<usize>, HashMap<String, String>>,
+    last: Option<(Option<usize>, String, String)>,
+}
 
 /// The top-level folder of a file's id, its tag (`None` for a file at the root).
 fn top_folder(id: &str) -> Option<&str> {

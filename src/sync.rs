@@ -284,9 +284,13 @@ struct SourceState {
     read: OnceLock<Result<Known, String>>,
 }
 
-struct Known {
-    ids: HashSet<String>,
-    fingerprints: HashMap<String, String>,
+/// External id → fingerprint, if the document has one.
+struct Known(HashMap<String, Option<String>>);
+
+impl Known {
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
 }
 
 impl SourceState {
@@ -300,8 +304,8 @@ impl SourceState {
 
     fn read_now(index: &SearchIndex, source: &str) -> Result<Known, String> {
         index
-            .source_state(source)
-            .map(|(ids, fingerprints)| Known { ids, fingerprints })
+            .source_docs_by_id(source)
+            .map(Known)
             .map_err(|e| format!("cannot read the index: {e}"))
     }
 
@@ -327,9 +331,12 @@ impl SourceState {
         }
     }
 
-    /// The source's external ids when the run started.
-    async fn ids(&self) -> Result<&HashSet<String>, String> {
-        self.known().await.map(|known| &known.ids)
+    /// How many documents the source has, if they have been read.
+    fn len_if_read(&self) -> Option<usize> {
+        match self.read.get() {
+            Some(Ok(known)) => Some(known.0.len()),
+            _ => None,
+        }
     }
 }
 
@@ -347,7 +354,7 @@ impl KnownDocs for SourceState {
         let known = self
             .read
             .get_or_init(|| Self::read_now(&self.index, &self.source));
-        known.as_ref().ok()?.fingerprints.get(external_id).cloned()
+        known.as_ref().ok()?.0.get(external_id)?.clone()
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
@@ -355,8 +362,10 @@ impl KnownDocs for SourceState {
             .read
             .get_or_init(|| Self::read_now(&self.index, &self.source));
         if let Ok(known) = known {
-            for (id, fingerprint) in &known.fingerprints {
-                each(id, fingerprint);
+            for (id, fingerprint) in &known.0 {
+                if let Some(fingerprint) = fingerprint {
+                    each(id, fingerprint);
+                }
             }
         }
     }
@@ -612,7 +621,7 @@ impl SyncEngine {
             // Upserts and deletes are counted against what the index held when the run
             // started: read it before the first one is applied.
             let existing = match &change {
-                Change::Upsert(_) | Change::Delete { .. } => match state.ids().await {
+                Change::Upsert(_) | Change::Delete { .. } => match state.known().await {
                     Ok(existing) => Some(existing),
                     Err(e) => {
                         failure = Some(e);
@@ -657,6 +666,12 @@ impl SyncEngine {
                     }
                 }
                 Change::Unchanged { external_id } => {
+                    if seen.capacity() == 0
+                        && let Some(n) = state.len_if_read()
+                    {
+                        // A traversal sees about as many documents as the source has.
+                        seen.reserve(n);
+                    }
                     counts.seen += 1;
                     counts.unchanged += 1;
                     seen.insert(external_id);
@@ -736,8 +751,8 @@ impl SyncEngine {
         // (one run per source at a time), so reading them again is skipped.
         let nothing_to_sweep = traversal_complete
             && !applied
-            && match state.ids().await {
-                Ok(existing) => existing.iter().all(|id| seen.contains(id)),
+            && match state.known().await {
+                Ok(existing) => existing.0.keys().all(|id| seen.contains(id)),
                 Err(e) => return Err((counts, e)),
             };
         if nothing_to_sweep {
@@ -970,7 +985,7 @@ mod tests {
         add(&indexer, "c").await;
         indexer.commit(None, generation).await.unwrap();
         state.load().await.unwrap();
-        let mut ids: Vec<&String> = state.ids().await.unwrap().iter().collect();
+        let mut ids: Vec<&String> = state.known().await.unwrap().0.keys().collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(state.fingerprint("a").as_deref(), Some("fp-a"));
@@ -978,7 +993,7 @@ mod tests {
         // Read once: later commits do not change what the run started from.
         add(&indexer, "d").await;
         indexer.commit(None, generation).await.unwrap();
-        assert_eq!(state.ids().await.unwrap().len(), 3);
+        assert_eq!(state.known().await.unwrap().0.len(), 3);
         let mut all = Vec::new();
         state.for_each(&mut |id, fp| all.push((id.to_owned(), fp.to_owned())));
         assert_eq!(all, [("a".to_owned(), "fp-a".to_owned())]);
@@ -986,7 +1001,7 @@ mod tests {
         // Without `load`, a lookup from a blocking thread reads in place.
         let unloaded = SourceState::new(index.clone(), "share");
         assert_eq!(unloaded.fingerprint("a").as_deref(), Some("fp-a"));
-        assert_eq!(unloaded.ids().await.unwrap().len(), 4);
+        assert_eq!(unloaded.known().await.unwrap().0.len(), 4);
     }
 
     #[tokio::test]

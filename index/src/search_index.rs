@@ -258,6 +258,15 @@ impl SearchIndex {
         Ok((ids, fingerprints))
     }
 
+    /// External id → fingerprint (if it has one) of every document of a source, as of the
+    /// last commit: what [`SearchIndex::source_state`] gives, in one map.
+    pub fn source_docs_by_id(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, Option<String>>, IndexError> {
+        Ok(self.source_docs(source, true)?.into_iter().collect())
+    }
+
     /// Figures for the admin console.
     pub fn stats(&self) -> Result<IndexStats, IndexError> {
         let searcher = self.inner.reader.searcher();

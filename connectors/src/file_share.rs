@@ -578,7 +578,8 @@ impl Inner {
 
     /// True when the include and exclude globs select the file; counts include hits.
     fn selects(&self, relative: &Path, report: &mut WalkReport) -> bool {
-        if self.exclude.is_match(relative) {
+        // An empty set matches nothing, but would still take the path apart to find out.
+        if !self.exclude.is_empty() && self.exclude.is_match(relative) {
             return false;
         }
         let Some(include) = &self.include else {
@@ -593,6 +594,9 @@ impl Inner {
 
     /// The index of the first access rule matching the file.
     fn rule_for(&self, id: &str) -> Option<usize> {
+        if self.rules.is_empty() {
+            return None;
+        }
         self.access.matches(id).first().copied()
     }
 

@@ -490,7 +490,8 @@ impl Inner {
             if hidden {
                 continue;
             }
-            let Some(format) = Format::from_path(relative) else {
+            // The name alone: taking the whole relative path apart again would find the same.
+            let Some(format) = Format::from_path(Path::new(&*name)) else {
                 continue;
             };
             if !self.selects(relative, report) {

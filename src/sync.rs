@@ -281,7 +281,9 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
 struct SourceState {
     index: SearchIndex,
     source: String,
-    read: OnceLock<Result<Known, String>>,
+    /// Shared with the blocking thread that reads it, so that a lookup made while it reads
+    /// waits for that reading instead of starting another.
+    read: Arc<OnceLock<Result<Known, String>>>,
 }
 
 /// External id → fingerprint, if the document has one.
@@ -298,7 +300,7 @@ impl SourceState {
         SourceState {
             index,
             source: source.to_owned(),
-            read: OnceLock::new(),
+            read: Arc::new(OnceLock::new()),
         }
     }
 
@@ -314,11 +316,15 @@ impl SourceState {
         if self.read.get().is_none() {
             let index = self.index.clone();
             let source = self.source.clone();
-            let read = tokio::task::spawn_blocking(move || Self::read_now(&index, &source))
-                .await
-                .unwrap_or_else(|e| Err(format!("internal error: {e}")));
-            // Another caller may have read it meanwhile: the same commit, so either will do.
-            let _ = self.read.set(read);
+            let read = Arc::clone(&self.read);
+            let done = tokio::task::spawn_blocking(move || {
+                read.get_or_init(|| Self::read_now(&index, &source));
+            })
+            .await;
+            if let Err(e) = done {
+                // The reading panicked: nothing was stored, and nothing will be.
+                let _ = self.read.set(Err(format!("internal error: {e}")));
+            }
         }
         self.read_once()
     }

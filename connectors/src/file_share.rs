@@ -16,11 +16,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -122,6 +124,12 @@ struct Inner {
 /// Unchanged files sent to the sink together (see `FileShare::run`).
 const UNCHANGED_BATCH: usize = 64;
 
+/// Files the walk lists while the index's fingerprints are still being read.
+const LIST_AHEAD: usize = 4096;
+const LOADING: u8 = 0;
+const LOADED: u8 = 1;
+const FAILED: u8 = 2;
+
 /// The document kind when the configuration names none.
 const DEFAULT_KIND: &str = "file";
 
@@ -216,50 +224,96 @@ impl Connector for FileShare {
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
         let started = Instant::now();
-        // Every file is compared with its fingerprint.
-        ctx.known.load().await?;
         let inner = Arc::clone(&self.inner);
         let known = Arc::clone(&ctx.known);
         let sink = ctx.sink.clone();
         let source_id = ctx.source_id.clone();
+        // Whether the fingerprints have been read (`LOADING`, `LOADED`, `FAILED`).
+        let loading = Arc::new(AtomicU8::new(LOADING));
+        let loaded = Arc::clone(&loading);
         // Walking, reading and extracting are blocking file-system and CPU work: one thread
         // does them in order, file by file, and hands each change to the async side through
         // the sink's bounded channel. A thread hop per file would cost more than reading a
         // small file; it stops as soon as the receiver hangs up. Unchanged files, which cost
         // a `stat` each, go in small batches: one at a time, the receiver would be woken (a
         // futex call and a context switch) for every file it then handles in a microsecond.
-        let (walked, counts, cancelled) = tokio::task::spawn_blocking(move || {
+        // Every file is compared with its fingerprint, but the walk starts while they are
+        // read from the index: it lists up to `LIST_AHEAD` files meanwhile.
+        let walk = tokio::task::spawn_blocking(move || {
             let mut counts = Counts::default();
             let mut cancelled = false;
             let mut settings = SettingsCache::default();
             let mut batch = Vec::with_capacity(UNCHANGED_BATCH);
+            let mut ahead = VecDeque::new();
             let flush = |batch: &mut Vec<Change>| {
                 for change in batch.drain(..) {
                     sink.blocking_send(change)?;
                 }
                 Ok::<(), ConnectorError>(())
             };
+            let mut handle = |found: Found, batch: &mut Vec<Change>| {
+                let change = inner.process(found, known.as_ref(), &mut settings);
+                counts.record(&change, &source_id);
+                let unchanged = matches!(change, Change::Unchanged { .. });
+                batch.push(change);
+                if (unchanged && batch.len() < UNCHANGED_BATCH) || flush(batch).is_ok() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            };
+            // Waits (on this blocking thread) until the fingerprints are read; false if they
+            // cannot be.
+            let ready = || loop {
+                match loaded.load(Ordering::Acquire) {
+                    LOADING => std::thread::sleep(std::time::Duration::from_micros(200)),
+                    state => return state == LOADED,
+                }
+            };
             let walked = inner.open_root().and_then(|root| {
                 inner.walk(&root, |found| {
-                    let change = inner.process(found, known.as_ref(), &mut settings);
-                    counts.record(&change, &source_id);
-                    let unchanged = matches!(change, Change::Unchanged { .. });
-                    batch.push(change);
-                    if (unchanged && batch.len() < UNCHANGED_BATCH) || flush(&mut batch).is_ok() {
-                        ControlFlow::Continue(())
-                    } else {
-                        cancelled = true;
-                        ControlFlow::Break(())
+                    if loaded.load(Ordering::Acquire) == LOADING && ahead.len() < LIST_AHEAD {
+                        ahead.push_back(found);
+                        return ControlFlow::Continue(());
                     }
+                    if !ready() {
+                        return ControlFlow::Break(());
+                    }
+                    while let Some(earlier) = ahead.pop_front() {
+                        if handle(earlier, &mut batch).is_break() {
+                            cancelled = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    let flow = handle(found, &mut batch);
+                    cancelled = flow.is_break();
+                    flow
                 })
             });
-            if !cancelled && flush(&mut batch).is_err() {
-                cancelled = true;
+            if !cancelled && ready() {
+                // What was listed ahead and not handled yet (a share smaller than the
+                // look-ahead, listed before the fingerprints were read).
+                while let Some(earlier) = ahead.pop_front() {
+                    if handle(earlier, &mut batch).is_break() {
+                        cancelled = true;
+                        break;
+                    }
+                }
+                if !cancelled && flush(&mut batch).is_err() {
+                    cancelled = true;
+                }
             }
             (walked, counts, cancelled)
-        })
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
+        });
+        if let Err(e) = ctx.known.load().await {
+            loading.store(FAILED, Ordering::Release);
+            let _ = walk.await;
+            return Err(e);
+        }
+        loading.store(LOADED, Ordering::Release);
+        let (walked, counts, cancelled) = walk
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
         if cancelled {
             return Err(ConnectorError::Cancelled);
         }

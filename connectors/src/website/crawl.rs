@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::page::{PageState, StoredLinks, absolute_link_into};
+use super::page::{PageState, absolute_link_into};
 use super::robots::{Robots, RobotsTxt, fetch_robots, sitemap_roots};
 use super::scope::{canonical, is_not_a_document, prefix_key};
 use super::visit::{FailureKind, Links, Outcome, Visited, binary, known_url};
@@ -236,17 +236,9 @@ impl<'a> Crawl<'a> {
                     self.enqueue(url, depth, None, false);
                 }
             }
-            Links::Remembered {
-                origin,
-                fingerprint,
-                links,
-            } => {
-                let stored = fingerprint.as_deref().map(StoredLinks::of);
-                let stored = stored
-                    .iter()
-                    .flat_map(|s| s.links.iter().map(|l| l.0.as_ref()));
+            Links::Remembered { origin, links } => {
                 let mut absolute = String::new();
-                for link in stored.chain(links.iter().map(String::as_str)) {
+                for link in &links {
                     absolute_link_into(&mut absolute, &origin, link);
                     if self.seen.contains(absolute.as_str()) {
                         continue;
@@ -344,7 +336,7 @@ impl<'a> Crawl<'a> {
             }
         }
         let known_exists = fingerprint.is_some();
-        let known = fingerprint.and_then(PageState::parse);
+        let known = fingerprint.as_deref().and_then(PageState::parse);
 
         if !self.ctx.full
             && !task.seed

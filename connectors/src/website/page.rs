@@ -153,39 +153,9 @@ pub struct PageState {
     /// The sitemap's `lastmod` for the page when it was fetched, RFC 3339.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub sitemap_lastmod: Option<String>,
-    /// Links within scope: `/path?query` on the page's own origin, absolute otherwise. Set
-    /// to write a state; a state read back leaves them in `read_from`, where
-    /// [`StoredLinks::of`] reads them without a string each.
-    #[serde(
-        rename = "l",
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        skip_deserializing
-    )]
+    /// Links within scope: `/path?query` on the page's own origin, absolute otherwise.
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
-    /// The fingerprint this state was read from.
-    #[serde(skip)]
-    pub read_from: Option<String>,
-}
-
-/// The links of a stored state, borrowed from its text where they need no unescaping: an
-/// unchanged page's links are looked up and dropped, so copying each would be wasted.
-#[derive(Debug, Default, Deserialize)]
-pub struct StoredLinks<'a> {
-    #[serde(rename = "l", default, borrow)]
-    pub links: Vec<StoredLink<'a>>,
-}
-
-/// One stored link. serde borrows a `Cow` only where the field says so, not inside a `Vec`.
-#[derive(Debug, Deserialize, PartialEq)]
-pub struct StoredLink<'a>(#[serde(borrow)] pub std::borrow::Cow<'a, str>);
-
-impl<'a> StoredLinks<'a> {
-    /// The links in a fingerprint written by [`PageState::to_fingerprint`]; none if it does
-    /// not parse (it did once, when it was read as a [`PageState`]).
-    pub fn of(fingerprint: &'a str) -> Self {
-        serde_json::from_str(fingerprint).unwrap_or_default()
-    }
 }
 
 impl PageState {
@@ -197,14 +167,11 @@ impl PageState {
         }
     }
 
-    /// The state in a fingerprint, or `None` for one written by another version. Its links
-    /// stay in the text (`read_from`): see [`StoredLinks`].
-    pub fn parse(fingerprint: String) -> Option<Self> {
-        let mut state = serde_json::from_str::<Self>(&fingerprint)
+    /// The state in a fingerprint, or `None` for one written by another version.
+    pub fn parse(fingerprint: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(fingerprint)
             .ok()
-            .filter(|state| state.version == STATE_VERSION)?;
-        state.read_from = Some(fingerprint);
-        Some(state)
+            .filter(|state| state.version == STATE_VERSION)
     }
 
     pub fn to_fingerprint(&self) -> String {
@@ -369,38 +336,16 @@ mod tests {
         state.etag = Some("\"v1\"".to_owned());
         state.set_links(&page, &links);
         assert_eq!(state.links, ["/c?d=1", "http://other/e"]);
-        let fingerprint = state.to_fingerprint();
-        let back = PageState::parse(fingerprint.clone()).unwrap();
-        assert_eq!(
-            back,
-            PageState {
-                links: Vec::new(),
-                read_from: Some(fingerprint.clone()),
-                ..state.clone()
-            }
-        );
+        let back = PageState::parse(&state.to_fingerprint()).unwrap();
+        assert_eq!(back, state);
         let origin = page.origin().ascii_serialization();
-        let stored = StoredLinks::of(back.read_from.as_deref().unwrap());
-        let absolute: Vec<String> = stored
+        let absolute: Vec<String> = back
             .links
-            .iter()
-            .map(|link| absolute_link(&origin, link.0.to_string()))
+            .into_iter()
+            .map(|link| absolute_link(&origin, link))
             .collect();
         assert_eq!(absolute, ["http://intra:8080/c?d=1", "http://other/e"]);
-        // Borrowed from the text, unless a link needed unescaping.
-        assert!(
-            stored
-                .links
-                .iter()
-                .all(|l| matches!(l.0, std::borrow::Cow::Borrowed(_)))
-        );
-        let mut quoted = PageState::new("abc".to_owned());
-        quoted.links = vec!["/a?q=\"x\"".to_owned(), "/b".to_owned()];
-        let fingerprint = quoted.to_fingerprint();
-        let stored = StoredLinks::of(&fingerprint);
-        let texts: Vec<&str> = stored.links.iter().map(|l| l.0.as_ref()).collect();
-        assert_eq!(texts, ["/a?q=\"x\"", "/b"]);
-        assert_eq!(PageState::parse("{\"v\":0,\"h\":\"x\"}".to_owned()), None);
-        assert_eq!(PageState::parse("not json".to_owned()), None);
+        assert_eq!(PageState::parse("{\"v\":0,\"h\":\"x\"}"), None);
+        assert_eq!(PageState::parse("not json"), None);
     }
 }

@@ -70,13 +70,8 @@ pub(super) enum Visited {
 pub(super) enum Links {
     /// Links just read from the page: canonical and in scope.
     Read(Vec<Url>),
-    /// Links remembered in the page's state: `/path?query` on `origin`, or absolute; in the
-    /// state's own text (`fingerprint`, see `page::StoredLinks`), or as written.
-    Remembered {
-        origin: String,
-        fingerprint: Option<String>,
-        links: Vec<String>,
-    },
+    /// Links remembered in the page's state: `/path?query` on `origin`, or absolute.
+    Remembered { origin: String, links: Vec<String> },
 }
 
 impl Links {
@@ -89,7 +84,6 @@ impl Links {
         match state {
             Some(state) => Links::Remembered {
                 origin: page::origin_of(page),
-                fingerprint: state.read_from,
                 links: state.links,
             },
             None => Links::none(),
@@ -364,7 +358,7 @@ impl Inner {
         } else {
             all_known
                 .fingerprint(id.as_str())
-                .and_then(PageState::parse)
+                .and_then(|f| PageState::parse(&f))
         };
         let change = match previous {
             Some(previous) if !full && previous.hash == state.hash => Change::Unchanged {

@@ -20,7 +20,8 @@
 //!
 //! Then it splits the unchanged re-sync's time: the connector alone (run from the index's
 //! fingerprints and cursor, changes collected, median of five), building the connector, the
-//! index reads the engine starts with (fingerprints, ids, cursors), an empty commit of the
+//! index reads the engine may make (its cursor, and the ids with their fingerprints, which
+//! it reads only when the run first needs them), an empty commit of the
 //! index writer times the commits the re-sync made (counted from the writer's "index
 //! committed" events), and the store's two writes (run started, finished); and it prints
 //! the median re-sync's timeline: the sync's, the connector's and the index writer's events,
@@ -405,9 +406,11 @@ async fn measure(fixture: Fixture, n: usize) -> Row {
         let index = index.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let (ids, known) = index.source_state(SOURCE).unwrap();
-                let cursor = index.cursors().unwrap().remove(SOURCE);
-                (known.len(), ids.len(), cursor)
+                // What the engine reads: the cursor, and the ids with their fingerprints when
+                // the run first needs them (an unchanged feed's 304 never does).
+                let docs = index.source_docs_by_id(SOURCE).unwrap();
+                let cursor = index.cursor(SOURCE).unwrap();
+                (docs.len(), cursor)
             })
             .await
             .unwrap()

@@ -11,10 +11,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use samle_connectors::{Change, ChangeSink, Document, RunContext};
+use samle_connectors::{Change, ChangeSink, ConnectorError, Document, KnownDocs, RunContext};
 use samle_index::{IndexDoc, IndexWriter, Lang, SearchIndex, SweepOutcome};
 use tokio::sync::{mpsc, oneshot};
 
@@ -275,6 +275,143 @@ fn writer_loop(mut writer: IndexWriter, mut rx: mpsc::Receiver<WriterCmd>, gener
     }
 }
 
+/// A source's ids and fingerprints as of the last commit, read once, when first needed: by the
+/// connector (as its [`KnownDocs`]) or by the run, whichever asks first. The run asks before it
+/// applies its first change, so what is read never includes the run's own changes.
+struct SourceState {
+    index: SearchIndex,
+    source: String,
+    /// Shared with the blocking thread that reads it, so that a lookup made while it reads
+    /// waits for that reading instead of starting another.
+    read: Arc<OnceLock<Result<Known, String>>>,
+}
+
+/// External id → fingerprint, if the document has one.
+struct Known(HashMap<String, Option<String>>);
+
+impl Known {
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+}
+
+impl SourceState {
+    fn new(index: SearchIndex, source: &str) -> SourceState {
+        SourceState {
+            index,
+            source: source.to_owned(),
+            read: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn read_now(index: &SearchIndex, source: &str) -> Result<Known, String> {
+        index
+            .source_docs_by_id(source)
+            .map(Known)
+            .map_err(|e| format!("cannot read the index: {e}"))
+    }
+
+    /// Reads the state on a blocking thread unless it has been read.
+    async fn known(&self) -> Result<&Known, String> {
+        if self.read.get().is_none() {
+            let index = self.index.clone();
+            let source = self.source.clone();
+            let read = Arc::clone(&self.read);
+            let done = tokio::task::spawn_blocking(move || {
+                read.get_or_init(|| Self::read_now(&index, &source));
+            })
+            .await;
+            if let Err(e) = done {
+                // The reading panicked: nothing was stored, and nothing will be.
+                let _ = self.read.set(Err(format!("internal error: {e}")));
+            }
+        }
+        self.read_once()
+    }
+
+    fn read_once(&self) -> Result<&Known, String> {
+        match self.read.get() {
+            Some(Ok(known)) => Ok(known),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("the index was not read".to_owned()),
+        }
+    }
+
+    /// How many documents the source has, if they have been read.
+    fn len_if_read(&self) -> Option<usize> {
+        match self.read.get() {
+            Some(Ok(known)) => Some(known.0.len()),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KnownDocs for SourceState {
+    async fn load(&self) -> Result<(), ConnectorError> {
+        self.known()
+            .await
+            .map(|_| ())
+            .map_err(ConnectorError::Internal)
+    }
+
+    fn fingerprint(&self, external_id: &str) -> Option<String> {
+        // Without a `load` first (a connector on a blocking thread), read in place.
+        let known = self
+            .read
+            .get_or_init(|| Self::read_now(&self.index, &self.source));
+        known.as_ref().ok()?.0.get(external_id)?.clone()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        let known = self
+            .read
+            .get_or_init(|| Self::read_now(&self.index, &self.source));
+        if let Ok(known) = known {
+            for (id, fingerprint) in &known.0 {
+                if let Some(fingerprint) = fingerprint {
+                    each(id, fingerprint);
+                }
+            }
+        }
+    }
+}
+
+/// The run's cursor bookkeeping: the cursor last committed and the newest checkpoint not yet
+/// committed. A checkpoint that repeats the committed cursor leaves nothing to commit, even
+/// after other checkpoints (a crawler's mid-run cursors) came between.
+#[derive(Debug)]
+struct Cursors {
+    committed: Option<String>,
+    pending: Option<String>,
+}
+
+impl Cursors {
+    fn new(committed: Option<String>) -> Cursors {
+        Cursors {
+            committed,
+            pending: None,
+        }
+    }
+
+    /// Everything before this checkpoint has been applied.
+    fn checkpoint(&mut self, cursor: String) {
+        self.pending = (self.committed.as_ref() != Some(&cursor)).then_some(cursor);
+    }
+
+    /// The cursor the next commit should carry, if any.
+    fn pending(&self) -> Option<&str> {
+        self.pending.as_deref()
+    }
+
+    /// The pending cursor went into a commit.
+    fn committed(&mut self) {
+        if let Some(cursor) = self.pending.take() {
+            self.committed = Some(cursor);
+        }
+    }
+}
+
 /// What a run did, reported while it goes and at the end.
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
@@ -451,32 +588,32 @@ impl SyncEngine {
 
         let index = self.indexer.index().clone();
         let source_id = source.id.clone();
-        let (known, existing, cursor) = tokio::task::spawn_blocking(move || {
-            let (existing, known) = index.source_state(&source_id)?;
-            let cursor = index.cursors()?.remove(&source_id);
-            Ok::<_, samle_index::IndexError>((known, existing, cursor))
-        })
-        .await
-        .map_err(|e| (RunCounts::default(), format!("internal error: {e}")))?
-        .map_err(|e| (RunCounts::default(), format!("cannot read the index: {e}")))?;
+        let cursor = tokio::task::spawn_blocking(move || index.cursor(&source_id))
+            .await
+            .map_err(|e| (RunCounts::default(), format!("internal error: {e}")))?
+            .map_err(|e| (RunCounts::default(), format!("cannot read the index: {e}")))?;
+        // The source's ids and fingerprints are read when the connector or this loop first
+        // needs them, and before this run applies anything: as of the last commit, like the
+        // cursor. An unchanged feed (a 304) needs neither.
+        let state = Arc::new(SourceState::new(self.indexer.index().clone(), &source.id));
 
-        // A checkpoint that repeats the saved cursor needs no commit of its own.
-        let saved_cursor = cursor.clone();
+        // A checkpoint that repeats the committed cursor needs no commit of its own.
+        let mut cursors = Cursors::new(cursor.clone());
         let (tx, mut rx) = mpsc::channel::<Change>(256);
         let ctx = RunContext {
             source_id: source.id.clone(),
             cursor: if full { None } else { cursor },
             full,
-            known: Arc::new(known),
+            known: state.clone(),
             sink: ChangeSink::new(tx),
         };
         let task = tokio::spawn(async move { connector.run(ctx).await });
 
         let mut seen = HashSet::new();
         let mut traversal_complete = false;
-        // The newest checkpoint, and the newest one not yet committed.
-        let mut last_cursor: Option<String> = None;
-        let mut pending_cursor: Option<String> = None;
+        // Whether this run sent the writer anything: if not, the source's documents are still
+        // the ones its run started from.
+        let mut applied = false;
         let mut reported = Progress {
             source: source.id.clone(),
             ..Progress::default()
@@ -487,6 +624,18 @@ impl SyncEngine {
         let mut failure: Option<String> = None;
 
         while let Some(change) = rx.recv().await {
+            // Upserts and deletes are counted against what the index held when the run
+            // started: read it before the first one is applied.
+            let existing = match &change {
+                Change::Upsert(_) | Change::Delete { .. } => match state.known().await {
+                    Ok(existing) => Some(existing),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
+                _ => None,
+            };
             let op = match change {
                 Change::Upsert(doc) => {
                     counts.seen += 1;
@@ -500,7 +649,9 @@ impl SyncEngine {
                         seen.insert(doc.external_id);
                         None
                     } else {
-                        let known = existing.contains(&doc.external_id);
+                        let known = existing
+                            .as_ref()
+                            .is_some_and(|e| e.contains(&doc.external_id));
                         if known {
                             counts.updated += 1;
                         } else {
@@ -521,13 +672,19 @@ impl SyncEngine {
                     }
                 }
                 Change::Unchanged { external_id } => {
+                    if seen.capacity() == 0
+                        && let Some(n) = state.len_if_read()
+                    {
+                        // A traversal sees about as many documents as the source has.
+                        seen.reserve(n);
+                    }
                     counts.seen += 1;
                     counts.unchanged += 1;
                     seen.insert(external_id);
                     None
                 }
                 Change::Delete { external_id } => {
-                    if existing.contains(&external_id) {
+                    if existing.as_ref().is_some_and(|e| e.contains(&external_id)) {
                         counts.deleted += 1;
                     }
                     seen.remove(&external_id);
@@ -547,10 +704,7 @@ impl SyncEngine {
                 }
                 Change::Checkpoint { cursor } => {
                     // Everything before it has been applied: the next commit may carry it.
-                    if saved_cursor.as_ref() != Some(&cursor) {
-                        pending_cursor = Some(cursor.clone());
-                        last_cursor = Some(cursor);
-                    }
+                    cursors.checkpoint(cursor);
                     None
                 }
                 Change::TraversalComplete => {
@@ -558,18 +712,20 @@ impl SyncEngine {
                     None
                 }
             };
-            if let Some(op) = op
-                && let Err(e) = self.indexer.apply(op).await
-            {
-                failure = Some(format!("cannot write to the index: {e}"));
-                break;
+            if let Some(op) = op {
+                applied = true;
+                if let Err(e) = self.indexer.apply(op).await {
+                    failure = Some(format!("cannot write to the index: {e}"));
+                    break;
+                }
             }
             if last_commit.elapsed() >= commit_interval {
-                let cursor = pending_cursor.take().map(|c| (source.id.clone(), c));
+                let cursor = cursors.pending().map(|c| (source.id.clone(), c.to_owned()));
                 if let Err(e) = self.indexer.commit(cursor, generation).await {
                     failure = Some(format!("cannot write to the index: {e}"));
                     break;
                 }
+                cursors.committed();
                 last_commit = Instant::now();
             }
             reported.counts = counts.clone();
@@ -589,22 +745,35 @@ impl SyncEngine {
         if let Some(message) = failure {
             // What the source delivered before it failed is good content: keep it, with the
             // last checkpoint it reached, but delete nothing.
-            let cursor = pending_cursor.map(|c| (source.id.clone(), c));
+            let cursor = cursors.pending().map(|c| (source.id.clone(), c.to_owned()));
             if let Err(e) = self.indexer.commit(cursor, generation).await {
                 tracing::error!(source = %source.id, error = %e, "cannot commit after a failed run");
             }
             return Err((counts, message));
         }
 
+        // A run that sent nothing to the writer and saw every document the source had when it
+        // started leaves nothing for the sweep to find: the source's documents are still those
+        // (one run per source at a time), so reading them again is skipped.
+        let nothing_to_sweep = traversal_complete
+            && !applied
+            && match state.known().await {
+                Ok(existing) => existing.0.keys().all(|id| seen.contains(id)),
+                Err(e) => return Err((counts, e)),
+            };
+        if nothing_to_sweep {
+            tracing::debug!(source = %source.id, seen = seen.len(), "every document was seen; nothing to sweep");
+        }
+
         let mut message = None;
-        if traversal_complete {
+        if traversal_complete && !nothing_to_sweep {
             match self
                 .indexer
                 .finish(
                     &source.id,
                     seen,
                     source.max_delete_share,
-                    last_cursor,
+                    cursors.pending().map(str::to_owned),
                     generation,
                 )
                 .await
@@ -624,7 +793,7 @@ impl SyncEngine {
                 Err(e) => return Err((counts, format!("cannot write to the index: {e}"))),
             }
         } else {
-            let cursor = pending_cursor.map(|c| (source.id.clone(), c));
+            let cursor = cursors.pending().map(|c| (source.id.clone(), c.to_owned()));
             if let Err(e) = self.indexer.commit(cursor, generation).await {
                 return Err((counts, format!("cannot write to the index: {e}")));
             }
@@ -776,6 +945,69 @@ mod tests {
         let mut ids: Vec<String> = index.source_ids("share").unwrap().into_iter().collect();
         ids.sort();
         ids
+    }
+
+    #[test]
+    fn a_checkpoint_repeating_the_committed_cursor_leaves_nothing_to_commit() {
+        let mut cursors = Cursors::new(Some("c1".to_owned()));
+        cursors.checkpoint("c1".to_owned());
+        assert_eq!(cursors.pending(), None);
+        // A crawler's mid-run checkpoint, then its last one, the same as the committed one:
+        // the mid-run cursor must not be committed in its place.
+        cursors.checkpoint("mid-run".to_owned());
+        assert_eq!(cursors.pending(), Some("mid-run"));
+        cursors.checkpoint("c1".to_owned());
+        assert_eq!(cursors.pending(), None);
+        // Once a mid-run cursor is committed, returning to the old one is a change again.
+        cursors.checkpoint("mid-run".to_owned());
+        cursors.committed();
+        assert_eq!(cursors.pending(), None);
+        cursors.checkpoint("c1".to_owned());
+        assert_eq!(cursors.pending(), Some("c1"));
+        cursors.checkpoint("c2".to_owned());
+        assert_eq!(cursors.pending(), Some("c2"));
+        let mut first_run = Cursors::new(None);
+        first_run.checkpoint(String::new());
+        assert_eq!(first_run.pending(), Some(""));
+    }
+
+    #[tokio::test]
+    async fn the_source_state_is_read_once_when_first_needed_and_as_of_the_last_commit() {
+        let (_dir, index, indexer) = started();
+        let generation = indexer.generation();
+        let mut fingerprinted = doc("a", "tekst");
+        fingerprinted.fingerprint = Some("fp-a".to_owned());
+        indexer
+            .apply(WriteOp::Add(Box::new(fingerprinted)))
+            .await
+            .unwrap();
+        add(&indexer, "b").await;
+        indexer.commit(None, generation).await.unwrap();
+
+        let state = SourceState::new(index.clone(), "share");
+        assert!(state.read.get().is_none(), "nothing is read up front");
+        // A document committed after the state was created but before it was first needed
+        // is part of it: it is read as of the last commit when first needed.
+        add(&indexer, "c").await;
+        indexer.commit(None, generation).await.unwrap();
+        state.load().await.unwrap();
+        let mut ids: Vec<&String> = state.known().await.unwrap().0.keys().collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(state.fingerprint("a").as_deref(), Some("fp-a"));
+        assert_eq!(state.fingerprint("b"), None);
+        // Read once: later commits do not change what the run started from.
+        add(&indexer, "d").await;
+        indexer.commit(None, generation).await.unwrap();
+        assert_eq!(state.known().await.unwrap().0.len(), 3);
+        let mut all = Vec::new();
+        state.for_each(&mut |id, fp| all.push((id.to_owned(), fp.to_owned())));
+        assert_eq!(all, [("a".to_owned(), "fp-a".to_owned())]);
+
+        // Without `load`, a lookup from a blocking thread reads in place.
+        let unloaded = SourceState::new(index.clone(), "share");
+        assert_eq!(unloaded.fingerprint("a").as_deref(), Some("fp-a"));
+        assert_eq!(unloaded.known().await.unwrap().0.len(), 4);
     }
 
     #[tokio::test]

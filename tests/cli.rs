@@ -224,6 +224,18 @@ fn sync_is_incremental_and_reports_what_it_did() {
     );
     assert_eq!(stats_documents(&config, &data), 29);
 
+    // A deletion alone: the run writes nothing else, and the sweep must still find it.
+    std::fs::remove_file(root.join("mappe-3/notat-3.md")).unwrap();
+    let out = samle(&["--config", s(&config), "--data-dir", s(&data), "sync"]);
+    let t = text(&out);
+    let (row, cols) = share_row(&t);
+    assert_eq!(
+        &cols[1..8],
+        &["ok", "28", "0", "0", "28", "1", "0"],
+        "{row}"
+    );
+    assert_eq!(stats_documents(&config, &data), 28);
+
     let out = samle(&[
         "--config",
         s(&config),

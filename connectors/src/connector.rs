@@ -11,13 +11,35 @@ use crate::model::Change;
 
 /// The fingerprints of the documents already indexed for a source, so that a connector can skip
 /// what has not changed.
+///
+/// They may be read only when first needed: a run that needs none of them (a feed answering
+/// 304) then never pays for reading a whole source's ids from the index. From async code, call
+/// [`KnownDocs::load`] before the first lookup, so that the reading happens off the async
+/// threads and a failure to read stops the run; a lookup before it reads them in place.
+#[async_trait::async_trait]
 pub trait KnownDocs: Send + Sync {
+    /// Makes the fingerprints ready. An error means they cannot be read: the run must fail
+    /// rather than treat every document as new.
+    async fn load(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// The fingerprint of a known document; `None` for one not known (or without one).
     fn fingerprint(&self, external_id: &str) -> Option<String>;
+
+    /// Calls `each` with every known document's id and fingerprint, in no particular order.
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str));
 }
 
 impl KnownDocs for HashMap<String, String> {
     fn fingerprint(&self, external_id: &str) -> Option<String> {
         self.get(external_id).cloned()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (id, fingerprint) in self {
+            each(id, fingerprint);
+        }
     }
 }
 
@@ -47,9 +69,15 @@ impl ChangeSink {
     /// Sends one change from a blocking thread (`spawn_blocking`), waiting while the channel
     /// is full. Never call it from async code: it would block the runtime.
     pub fn blocking_send(&self, change: Change) -> Result<(), ConnectorError> {
-        self.tx
-            .blocking_send(change)
-            .map_err(|_| ConnectorError::Cancelled)
+        // Most sends find room: only a full channel needs the machinery that parks the thread.
+        match self.tx.try_send(change) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(change)) => self
+                .tx
+                .blocking_send(change)
+                .map_err(|_| ConnectorError::Cancelled),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ConnectorError::Cancelled),
+        }
     }
 
     /// True once the receiver is gone.
@@ -87,4 +115,46 @@ pub trait Connector: Send + Sync {
     /// Emits the changes since `ctx.cursor` (or everything when `ctx.full` or there is no
     /// cursor). Returns `Err` when the source failed, so that the caller deletes nothing.
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unchanged(id: &str) -> Change {
+        Change::Unchanged {
+            external_id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn blocking_sends_wait_for_room_and_stop_when_the_receiver_is_gone() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let sink = ChangeSink::new(tx);
+        let sender = std::thread::spawn(move || {
+            // The first finds room, the second waits until the first is taken.
+            sink.blocking_send(unchanged("a")).unwrap();
+            sink.blocking_send(unchanged("b")).unwrap();
+            sink
+        });
+        assert_eq!(rx.blocking_recv(), Some(unchanged("a")));
+        assert_eq!(rx.blocking_recv(), Some(unchanged("b")));
+        let sink = sender.join().unwrap();
+        // Full, then closed while waiting, and closed outright.
+        sink.blocking_send(unchanged("c")).unwrap();
+        let waiting = std::thread::spawn({
+            let sink = sink.clone();
+            move || sink.blocking_send(unchanged("d"))
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(rx);
+        assert!(matches!(
+            waiting.join().unwrap(),
+            Err(ConnectorError::Cancelled)
+        ));
+        assert!(matches!(
+            sink.blocking_send(unchanged("e")),
+            Err(ConnectorError::Cancelled)
+        ));
+    }
 }

@@ -1,18 +1,23 @@
 //! The feeds connector: RSS 2.0, Atom 1.0 and JSON Feed, parsed by feed-rs.
 //!
 //! A feed lists only its latest items, so a run is never a full traversal: items that fall off
-//! the feed are not deleted by mark-and-sweep (no `TraversalComplete` is ever sent). Instead the
-//! cursor remembers every item seen with its date, and an item that is no longer in the feed
-//! is deleted once its date is older than the configured retention.
+//! the feed are not deleted by mark-and-sweep (no `TraversalComplete` is ever sent). Instead an
+//! item that is no longer in the feed is deleted once its date is older than the configured
+//! retention. The items already are documents in the index, so that is where their dates are
+//! remembered: a dated item's fingerprint ends with its date (`<hash>@<unix seconds>`), and
+//! only items without a date of their own keep one in the cursor (when they were last seen in
+//! the feed). The cursor stays a few hundred bytes however many items the feed has had, and it
+//! travels in every commit of the index.
 //!
 //! Re-syncing an unchanged feed costs one conditional request: the cursor keeps the feed's
-//! `ETag` and `Last-Modified`, and a 304 emits only a checkpoint with the same cursor.
+//! `ETag` and `Last-Modified`, and a 304 emits only a checkpoint with the same cursor, without
+//! reading the indexed items at all.
 //!
 //! XML is parsed by quick-xml through feed-rs, which never reads a DTD: external entities are
 //! not fetched and entity definitions are not expanded (an unknown entity stays as literal
 //! text), so neither XXE nor "billion laughs" can do harm.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,19 +82,11 @@ struct Cursor {
     etag: Option<String>,
     #[serde(default)]
     last_modified: Option<String>,
-    /// Every item seen and not yet expired: its date, or when it was last seen in the feed if
-    /// it has none.
-    #[serde(default)]
+    /// The items whose fingerprint carries no date, not yet expired: when each was last seen
+    /// in the feed (it has no date of its own), or, for an item indexed by a version that kept
+    /// every item here, the date remembered then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     items: BTreeMap<String, DateTime<Utc>>,
-}
-
-/// The part of a [`Cursor`] a conditional request needs.
-#[derive(Debug, Default, Deserialize)]
-struct Validators {
-    #[serde(default)]
-    etag: Option<String>,
-    #[serde(default)]
-    last_modified: Option<String>,
 }
 
 /// One feed item, converted.
@@ -236,22 +233,19 @@ impl Connector for Feed {
     }
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
-        // The validators alone first: an unchanged feed (a 304) never needs the remembered
-        // items, which are most of the cursor (a date each for thousands of items).
-        let validators: Validators = match ctx.cursor.as_deref() {
-            None => Validators::default(),
+        let previous: Cursor = match ctx.cursor.as_deref() {
+            None => Cursor::default(),
             Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
+                // Undated items that were remembered and are no longer in the feed will then
+                // not be deleted by retention; they stay searchable.
                 warn!(source = %ctx.source_id, error = %e, "unreadable feed cursor, fetching in full");
-                Validators::default()
+                Cursor::default()
             }),
         };
         let (etag, last_modified) = if ctx.full {
             (None, None)
         } else {
-            (
-                validators.etag.as_deref(),
-                validators.last_modified.as_deref(),
-            )
+            (previous.etag.as_deref(), previous.last_modified.as_deref())
         };
         let fetched = match self
             .client
@@ -270,15 +264,8 @@ impl Connector for Feed {
         let etag = fetched.etag.clone();
         let last_modified = fetched.last_modified.clone();
         let items = self.parse(fetched.body).await?;
-        let previous: Cursor = match ctx.cursor.as_deref() {
-            None => Cursor::default(),
-            Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
-                // Items that were remembered and are no longer in the feed will then not be
-                // deleted by retention; they stay searchable.
-                warn!(source = %ctx.source_id, error = %e, "unreadable items in the feed cursor, starting a new list");
-                Cursor::default()
-            }),
-        };
+        // The feed changed: now the indexed items' fingerprints are needed.
+        ctx.known.load().await?;
 
         let now = Utc::now();
         let mut cursor = Cursor {
@@ -292,11 +279,18 @@ impl Connector for Feed {
             if !in_feed.insert(item.id.clone()) {
                 continue;
             }
-            let date = item.updated.or(item.published).unwrap_or(now);
-            cursor.items.insert(item.id.clone(), date);
+            // An item without a date of its own is remembered in the cursor as last seen now;
+            // a dated one carries its date in its fingerprint once it is indexed.
+            let dated = item.updated.or(item.published).is_some();
+            if !dated {
+                cursor.items.insert(item.id.clone(), now);
+            }
             let known = ctx.known.fingerprint(&item.id);
             if !ctx.full && known.as_deref() == Some(item.fingerprint.as_str()) {
                 unchanged += 1;
+                if dated {
+                    cursor.items.remove(&item.id);
+                }
                 ctx.sink
                     .send(Change::Unchanged {
                         external_id: item.id,
@@ -308,6 +302,9 @@ impl Connector for Feed {
             match self.document(item).await {
                 Ok(doc) => {
                     upserted += 1;
+                    if dated {
+                        cursor.items.remove(&id);
+                    }
                     ctx.sink.send(Change::Upsert(doc)).await?;
                 }
                 Err(error) => {
@@ -324,14 +321,20 @@ impl Connector for Feed {
         }
 
         let retention = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
-        let expired: Vec<String> = cursor
-            .items
-            .iter()
-            .filter(|(id, date)| {
-                !in_feed.contains(*id) && now.signed_duration_since(**date) > retention
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let is_expired = |date: DateTime<Utc>| now.signed_duration_since(date) > retention;
+        // Items no longer in the feed: dated ones by the date in their fingerprint, the others
+        // by the date the cursor keeps for them.
+        let mut expired = BTreeSet::new();
+        ctx.known.for_each(&mut |id, fingerprint| {
+            if !in_feed.contains(id) && fingerprint_date(fingerprint).is_some_and(is_expired) {
+                expired.insert(id.to_owned());
+            }
+        });
+        for (id, date) in &cursor.items {
+            if !in_feed.contains(id) && is_expired(*date) {
+                expired.insert(id.clone());
+            }
+        }
         for id in &expired {
             cursor.items.remove(id);
             ctx.sink
@@ -452,7 +455,11 @@ fn parse_feed(
                 hasher.update(part.as_bytes());
                 hasher.update(&[0]);
             }
-            hasher.finalize().to_hex().to_string()
+            let hash = hasher.finalize().to_hex();
+            match entry.updated.or(entry.published) {
+                Some(date) => format!("{hash}@{}", date.timestamp()),
+                None => hash.to_string(),
+            }
         };
         items.push(Item {
             id,
@@ -468,6 +475,12 @@ fn parse_feed(
         });
     }
     Ok(items)
+}
+
+/// The date a feed item's fingerprint ends with (`<hash>@<unix seconds>`), if it has one.
+fn fingerprint_date(fingerprint: &str) -> Option<DateTime<Utc>> {
+    let (_, seconds) = fingerprint.rsplit_once('@')?;
+    DateTime::from_timestamp(seconds.parse().ok()?, 0)
 }
 
 /// Text from an HTML fragment such as an RSS description: tags dropped, entities decoded,

@@ -14,11 +14,15 @@
 //! date written in it rather than by when the file was last copied. Its tags are topics: the
 //! top-level folder, not the format.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -26,7 +30,6 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
-use walkdir::WalkDir;
 
 use crate::connector::{Connector, KnownDocs, RunContext};
 use crate::error::ConnectorError;
@@ -117,6 +120,15 @@ struct Inner {
     language: Option<String>,
     kind: String,
 }
+
+/// Unchanged files sent to the sink together (see `FileShare::run`).
+const UNCHANGED_BATCH: usize = 64;
+
+/// Files the walk lists while the index's fingerprints are still being read.
+const LIST_AHEAD: usize = 4096;
+const LOADING: u8 = 0;
+const LOADED: u8 = 1;
+const FAILED: u8 = 2;
 
 /// The document kind when the configuration names none.
 const DEFAULT_KIND: &str = "file";
@@ -216,29 +228,92 @@ impl Connector for FileShare {
         let known = Arc::clone(&ctx.known);
         let sink = ctx.sink.clone();
         let source_id = ctx.source_id.clone();
+        // Whether the fingerprints have been read (`LOADING`, `LOADED`, `FAILED`).
+        let loading = Arc::new(AtomicU8::new(LOADING));
+        let loaded = Arc::clone(&loading);
         // Walking, reading and extracting are blocking file-system and CPU work: one thread
         // does them in order, file by file, and hands each change to the async side through
         // the sink's bounded channel. A thread hop per file would cost more than reading a
-        // small file; it stops as soon as the receiver hangs up.
-        let (walked, counts, cancelled) = tokio::task::spawn_blocking(move || {
+        // small file; it stops as soon as the receiver hangs up. Unchanged files, which cost
+        // a `stat` each, go in small batches: one at a time, the receiver would be woken (a
+        // futex call and a context switch) for every file it then handles in a microsecond.
+        // Every file is compared with its fingerprint, but the walk starts while they are
+        // read from the index: it lists up to `LIST_AHEAD` files meanwhile.
+        let walk = tokio::task::spawn_blocking(move || {
             let mut counts = Counts::default();
             let mut cancelled = false;
+            let mut settings = SettingsCache::default();
+            let mut batch = Vec::with_capacity(UNCHANGED_BATCH);
+            let mut ahead = VecDeque::new();
+            let flush = |batch: &mut Vec<Change>| {
+                for change in batch.drain(..) {
+                    sink.blocking_send(change)?;
+                }
+                Ok::<(), ConnectorError>(())
+            };
+            let mut handle = |found: Found, batch: &mut Vec<Change>| {
+                let change = inner.process(found, known.as_ref(), &mut settings);
+                counts.record(&change, &source_id);
+                let unchanged = matches!(change, Change::Unchanged { .. });
+                batch.push(change);
+                if (unchanged && batch.len() < UNCHANGED_BATCH) || flush(batch).is_ok() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            };
+            // Waits (on this blocking thread) until the fingerprints are read; false if they
+            // cannot be.
+            let ready = || loop {
+                match loaded.load(Ordering::Acquire) {
+                    LOADING => std::thread::sleep(std::time::Duration::from_micros(200)),
+                    state => return state == LOADED,
+                }
+            };
             let walked = inner.open_root().and_then(|root| {
                 inner.walk(&root, |found| {
-                    let change = inner.process(found, known.as_ref());
-                    counts.record(&change, &source_id);
-                    if sink.blocking_send(change).is_ok() {
-                        ControlFlow::Continue(())
-                    } else {
-                        cancelled = true;
-                        ControlFlow::Break(())
+                    if loaded.load(Ordering::Acquire) == LOADING && ahead.len() < LIST_AHEAD {
+                        ahead.push_back(found);
+                        return ControlFlow::Continue(());
                     }
+                    if !ready() {
+                        return ControlFlow::Break(());
+                    }
+                    while let Some(earlier) = ahead.pop_front() {
+                        if handle(earlier, &mut batch).is_break() {
+                            cancelled = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    let flow = handle(found, &mut batch);
+                    cancelled = flow.is_break();
+                    flow
                 })
             });
+            if !cancelled && ready() {
+                // What was listed ahead and not handled yet (a share smaller than the
+                // look-ahead, listed before the fingerprints were read).
+                while let Some(earlier) = ahead.pop_front() {
+                    if handle(earlier, &mut batch).is_break() {
+                        cancelled = true;
+                        break;
+                    }
+                }
+                if !cancelled && flush(&mut batch).is_err() {
+                    cancelled = true;
+                }
+            }
             (walked, counts, cancelled)
-        })
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
+        });
+        if let Err(e) = ctx.known.load().await {
+            loading.store(FAILED, Ordering::Release);
+            let _ = walk.await;
+            return Err(e);
+        }
+        loading.store(LOADED, Ordering::Release);
+        let (walked, counts, cancelled) = walk
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
         if cancelled {
             return Err(ConnectorError::Cancelled);
         }
@@ -271,7 +346,7 @@ impl Connector for FileShare {
 impl Inner {
     /// Turns one walked file into a change: `Unchanged` from metadata alone when possible,
     /// otherwise read, hash and (if the content changed) extract. Blocking.
-    fn process(&self, found: Found, known: &dyn KnownDocs) -> Change {
+    fn process(&self, found: Found, known: &dyn KnownDocs, cache: &mut SettingsCache) -> Change {
         let (id, path, format, stat) = match found {
             Found::Failed { id, error } => {
                 return Change::Failed {
@@ -286,13 +361,16 @@ impl Inner {
                 stat,
             } => (id, path, format, stat),
         };
-        let derived = self.derive(&id);
+        // An unchanged file needs only its settings digest, which most files share with
+        // their folder: the access list, URL and tags are built only for files to be read.
+        let settings = self.settings(&id, cache);
         let known = known.fingerprint(&id);
         let known = known.as_deref().and_then(Fingerprint::parse);
-        let known = known.filter(|k| k.settings == derived.settings);
-        if known.as_ref().is_some_and(|k| k.stat == stat_key(&stat)) {
+        let known = known.filter(|k| k.settings == settings.as_ref());
+        if known.as_ref().is_some_and(|k| k.stat_matches(&stat)) {
             return Change::Unchanged { external_id: id };
         }
+        let derived = self.derive(&id);
         if stat.len() > self.limits.max_file_bytes {
             let error = ExtractError::TooLarge {
                 size: stat.len(),
@@ -397,7 +475,8 @@ impl Inner {
         Ok(root)
     }
 
-    /// Walks the canonical `root`, handing every selected file to `found` in file-name order.
+    /// Walks the canonical `root`, handing every selected file to `found` in file-name order,
+    /// each folder's files where the folder's name sorts.
     fn walk(
         &self,
         root: &Path,
@@ -408,67 +487,81 @@ impl Inner {
             rule_hits: vec![0; self.rules.len()],
             ..WalkReport::default()
         };
-        let mut entries = WalkDir::new(root)
-            .follow_links(false)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
+        let listing = fs::read_dir(root).map_err(|source| ConnectorError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        let _ = self.walk_folder(root, root, listing, &mut report, &mut found);
+        Ok(report)
+    }
+
+    /// Lists one folder and goes through its entries in name order (names compared as bytes),
+    /// descending into each subfolder where it comes. The standard library's directory
+    /// entries read their metadata relative to the open folder (`statx` on its descriptor),
+    /// where a walk that `lstat`s every file by its full path makes the kernel resolve the
+    /// whole path again for each one.
+    fn walk_folder(
+        &self,
+        root: &Path,
+        folder: &Path,
+        listing: fs::ReadDir,
+        report: &mut WalkReport,
+        found: &mut dyn FnMut(Found) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(entry) => entries.push((entry.file_name(), entry)),
+                Err(error) => self.unlisted(root, folder, &error, report),
+            }
+        }
+        entries.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for (name, entry) in entries {
+            let path = entry.path();
+            let Some(relative) = relative_to(root, &path) else {
+                continue;
+            };
+            let name = name.to_string_lossy();
+            let hidden = name.starts_with('.') || name.starts_with("~$");
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
                 Err(error) => {
-                    if error.depth() == 0 {
-                        return Err(ConnectorError::Io {
-                            path: self.root.clone(),
-                            source: error.into(),
-                        });
-                    }
-                    let at = error
-                        .path()
-                        .and_then(|p| p.strip_prefix(root).ok())
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    warn!(path = %at, %error, "cannot list folder in file share");
-                    report.unlisted.push(format!("{at:?}: {error}"));
+                    self.unlisted(root, &path, &error, report);
                     continue;
                 }
             };
-            let name = entry.file_name().to_string_lossy();
-            let hidden = name.starts_with('.') || name.starts_with("~$");
-            let Ok(relative) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            let file_type = entry.file_type();
 
             if file_type.is_dir() {
                 if hidden || self.exclude.is_match(relative) {
-                    entries.skip_current_dir();
+                    continue;
+                }
+                match fs::read_dir(&path) {
+                    Ok(listing) => self.walk_folder(root, &path, listing, report, found)?,
+                    Err(error) => self.unlisted(root, &path, &error, report),
                 }
                 continue;
             }
             if hidden {
                 continue;
             }
-            let Some(format) = Format::from_path(relative) else {
+            // The name alone: taking the whole relative path apart again would find the same.
+            let Some(format) = Format::from_path(Path::new(&*name)) else {
                 continue;
             };
-            if !self.selects(relative, &mut report) {
+            if !self.selects(relative, report) {
                 continue;
             }
             let Some(id) = external_id(relative) else {
                 report.failed += 1;
-                let flow = found(Found::Failed {
+                found(Found::Failed {
                     id: relative.to_string_lossy().replace('\\', "/"),
                     error: "file name is not valid UTF-8".to_owned(),
-                });
-                if flow.is_break() {
-                    break;
-                }
+                })?;
                 continue;
             };
 
             let item = if file_type.is_symlink() {
-                match resolve_link(root, entry.path()) {
+                match resolve_link(root, &path) {
                     Link::File { target, stat } => Found::File {
                         id,
                         path: target,
@@ -494,10 +587,11 @@ impl Inner {
                     },
                 }
             } else if file_type.is_file() {
+                // Not a link, so this is the file's own metadata, read without following.
                 match entry.metadata() {
                     Ok(stat) => Found::File {
                         id,
-                        path: entry.path().to_owned(),
+                        path,
                         format,
                         stat,
                     },
@@ -522,16 +616,25 @@ impl Inner {
                 }
                 Found::Failed { .. } => report.failed += 1,
             }
-            if found(item).is_break() {
-                break;
-            }
+            found(item)?;
         }
-        Ok(report)
+        ControlFlow::Continue(())
+    }
+
+    /// Notes a folder (or an entry of one) that could not be listed: the walk is then not
+    /// complete, and nothing may be deleted on its word.
+    fn unlisted(&self, root: &Path, path: &Path, error: &std::io::Error, report: &mut WalkReport) {
+        let at = relative_to(root, path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        warn!(path = %at, %error, "cannot list folder in file share");
+        report.unlisted.push(format!("{at:?}: {error}"));
     }
 
     /// True when the include and exclude globs select the file; counts include hits.
     fn selects(&self, relative: &Path, report: &mut WalkReport) -> bool {
-        if self.exclude.is_match(relative) {
+        // An empty set matches nothing, but would still take the path apart to find out.
+        if !self.exclude.is_empty() && self.exclude.is_match(relative) {
             return false;
         }
         let Some(include) = &self.include else {
@@ -546,14 +649,73 @@ impl Inner {
 
     /// The index of the first access rule matching the file.
     fn rule_for(&self, id: &str) -> Option<usize> {
+        if self.rules.is_empty() {
+            return None;
+        }
         self.access.matches(id).first().copied()
     }
 
+    /// The principals of the first matching access rule, else `default_access`.
+    fn acl_for(&self, rule: Option<usize>) -> &[String] {
+        match rule {
+            Some(index) => &self.rules[index].principals,
+            None => &self.default_access,
+        }
+    }
+
+    /// The settings digest of `id`'s fingerprint, as [`Inner::derive`] computes it. Without a
+    /// `url_prefix` it depends only on the matching access rule and the top-level folder, so
+    /// it is computed once per pair and run rather than once per file; with one, every file's
+    /// URL differs and it is computed per file.
+    fn settings<'c>(&self, id: &str, cache: &'c mut SettingsCache) -> Cow<'c, str> {
+        if self.url_prefix.is_some() {
+            return Cow::Owned(self.derive(id).settings);
+        }
+        let rule = self.rule_for(id);
+        // Folder names are never empty, so "" stands for the root.
+        let folder = top_folder(id).unwrap_or("");
+        // The walk goes folder by folder: most files have the previous file's key.
+        let last_matches = cache
+            .last
+            .as_ref()
+            .is_some_and(|(r, f, _)| *r == rule && f == folder);
+        if !last_matches {
+            let by_folder = cache.digests.entry(rule).or_default();
+            let settings = match by_folder.get(folder) {
+                Some(settings) => settings.clone(),
+                None => {
+                    let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
+                    let settings = self.settings_digest(self.acl_for(rule), &tags, None);
+                    by_folder.insert(folder.to_owned(), settings.clone());
+                    settings
+                }
+            };
+            cache.last = Some((rule, folder.to_owned(), settings));
+        }
+        match &cache.last {
+            Some((_, _, settings)) => Cow::Borrowed(settings.as_str()),
+            None => Cow::Owned(self.derive(id).settings),
+        }
+    }
+
+    /// A digest of what a document gets from the configuration rather than its content.
+    fn settings_digest(&self, acl: &[String], tags: &[String], url: Option<&str>) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&EXTRACTION_VERSION.to_le_bytes());
+        hasher.update(&self.limits.max_text_chars.to_le_bytes());
+        for value in acl.iter().chain(tags) {
+            hasher.update(value.as_bytes());
+            hasher.update(b"\0");
+        }
+        for value in [url, self.language.as_deref(), Some(&self.kind)] {
+            hasher.update(value.unwrap_or("\u{1}").as_bytes());
+            hasher.update(b"\0");
+        }
+        hasher.finalize().to_hex()[..16].to_owned()
+    }
+
     fn derive(&self, id: &str) -> Derived {
-        let acl = match self.rule_for(id) {
-            Some(index) => self.rules[index].principals.clone(),
-            None => self.default_access.clone(),
-        };
+        let acl = self.acl_for(self.rule_for(id)).to_vec();
         let url = self.url_prefix.as_ref().map(|prefix| {
             let path = id
                 .split('/')
@@ -564,24 +726,9 @@ impl Inner {
         });
         // Users read tags as topics, so the top-level folder is one and the format is not (the
         // file name shows it).
-        let tags: Vec<String> = id
-            .split_once('/')
-            .map(|(folder, _)| folder.to_owned())
-            .into_iter()
-            .collect();
+        let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
 
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&EXTRACTION_VERSION.to_le_bytes());
-        hasher.update(&self.limits.max_text_chars.to_le_bytes());
-        for value in acl.iter().chain(&tags) {
-            hasher.update(value.as_bytes());
-            hasher.update(b"\0");
-        }
-        for value in [url.as_deref(), self.language.as_deref(), Some(&self.kind)] {
-            hasher.update(value.unwrap_or("\u{1}").as_bytes());
-            hasher.update(b"\0");
-        }
-        let settings = hasher.finalize().to_hex()[..16].to_owned();
+        let settings = self.settings_digest(&acl, &tags, url.as_deref());
         Derived {
             acl,
             url,
@@ -743,10 +890,48 @@ fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metad
     Ok((bytes, stat))
 }
 
+/// `path` below `root`, without the separator. The walk's paths are `root` joined with the
+/// names it listed, so on Unix this cuts bytes instead of comparing components.
+#[cfg(unix)]
+fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = root.as_os_str().as_bytes();
+    let rest = path.as_os_str().as_bytes().strip_prefix(root)?;
+    // A root of `/` ends with its separator; any other is followed by one.
+    let rest = if root.ends_with(b"/") {
+        rest
+    } else {
+        rest.strip_prefix(b"/")?
+    };
+    (!rest.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(rest)))
+}
+
+#[cfg(not(unix))]
+fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
+    path.strip_prefix(root)
+        .ok()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
 /// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
 /// components can occur (the walk yields paths below the root), but anything else is refused
 /// rather than trusted.
+#[cfg(unix)]
 fn external_id(relative: &Path) -> Option<String> {
+    // On Unix the separator is already `/`: one UTF-8 check and a scan for empty, `.` and
+    // `..` parts replace taking the path apart and joining it again.
+    let id = relative.to_str()?;
+    id.split('/')
+        .all(|part| !matches!(part, "" | "." | ".."))
+        .then(|| id.to_owned())
+}
+
+/// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
+/// components can occur (the walk yields paths below the root), but anything else is refused
+/// rather than trusted.
+#[cfg(not(unix))]
+fn external_id(relative: &Path) -> Option<String> {
+    use std::path::Component;
     let mut parts = Vec::new();
     for component in relative.components() {
         match component {
@@ -755,6 +940,19 @@ fn external_id(relative: &Path) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The settings digests of one run, by first matching access rule and top-level folder
+/// (`""` for files at the root), and the last one used.
+#[derive(Default)]
+struct SettingsCache {
+    digests: HashMap<Option<usize>, HashMap<String, String>>,
+    last: Option<(Option<usize>, String, String)>,
+}
+
+/// The top-level folder of a file's id, its tag (`None` for a file at the root).
+fn top_folder(id: &str) -> Option<&str> {
+    id.split_once('/').map(|(folder, _)| folder)
 }
 
 /// "Ferie_og-fravær 2024.pdf" → "Ferie og fravær 2024".
@@ -774,11 +972,6 @@ fn title_from_name(id: &str) -> String {
     } else {
         title
     }
-}
-
-/// "<size>:<mtime-ns>": the part of a fingerprint that can be compared without reading.
-fn stat_key(stat: &Metadata) -> String {
-    format!("{}:{}", stat.len(), mtime_ns(stat))
 }
 
 fn mtime_ns(stat: &Metadata) -> i128 {
@@ -801,6 +994,16 @@ struct Fingerprint<'a> {
 }
 
 impl<'a> Fingerprint<'a> {
+    /// Whether the file's size and modification time are the ones this fingerprint was made
+    /// with: compared as numbers, so an unchanged file costs no formatting.
+    fn stat_matches(&self, stat: &Metadata) -> bool {
+        let Some((size, mtime)) = self.stat.split_once(':') else {
+            return false;
+        };
+        size.parse::<u64>().ok() == Some(stat.len())
+            && mtime.parse::<i128>().ok() == Some(mtime_ns(stat))
+    }
+
     fn parse(value: &'a str) -> Option<Self> {
         let mut parts = value.splitn(4, ':');
         let size = parts.next()?;
@@ -908,6 +1111,96 @@ mod tests {
         ];
         for (id, expected) in cases {
             assert_eq!(title_from_name(id), expected, "id {id:?}");
+        }
+    }
+
+    #[test]
+    fn cached_settings_equal_each_files_own() {
+        let with_rules = "default_access = [\"authenticated\"]\n\
+            [[access]]\npath = \"Ledelse/\"\nprincipals = [\"group:ledere\"]\n\
+            [[access]]\npath = \"*.pdf\"\nprincipals = [\"group:alle\"]\n";
+        let ids = [
+            "a.txt",
+            "b.pdf",
+            "Ledelse/plan.txt",
+            "Ledelse/x.pdf",
+            "HR/a.txt",
+            "HR/b.pdf",
+            "HR/sub/c.txt",
+            "a.txt",
+            "HR/a.txt",
+            "Ledelse/sub/plan.txt",
+        ];
+        for lines in [
+            "",
+            with_rules,
+            "url_prefix = \"https://intra/filer\"\n",
+            "kind = \"news\"\nlanguage = \"da\"\n",
+        ] {
+            let params: FileShareParams =
+                toml::from_str(&format!("root = \"/srv/share\"\n{lines}")).unwrap();
+            let share = FileShare::new(&params, Path::new("/")).unwrap();
+            let mut cache = SettingsCache::default();
+            let mut distinct = std::collections::HashSet::new();
+            for id in ids {
+                let own = share.inner.derive(id).settings;
+                assert_eq!(
+                    share.inner.settings(id, &mut cache),
+                    own,
+                    "{id} with {lines:?}"
+                );
+                distinct.insert(own);
+            }
+            // Folders are tags, so files in different top-level folders never share one.
+            assert!(distinct.len() >= 3, "{lines:?}: {distinct:?}");
+        }
+    }
+
+    #[test]
+    fn stat_comparison_reads_size_and_modification_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "abc").unwrap();
+        let stat = std::fs::metadata(&path).unwrap();
+        let same = format!("3:{}:hash:settings", mtime_ns(&stat));
+        assert!(Fingerprint::parse(&same).unwrap().stat_matches(&stat));
+        for other in [
+            format!("4:{}:hash:settings", mtime_ns(&stat)),
+            format!("3:{}:hash:settings", mtime_ns(&stat) + 1),
+            format!("03:{}x:hash:settings", mtime_ns(&stat)),
+            "x:y:hash:settings".to_owned(),
+        ] {
+            assert!(
+                !Fingerprint::parse(&other).unwrap().stat_matches(&stat),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn relative_paths_and_ids() {
+        let root = Path::new("/srv/share");
+        let rel = |p: &str| relative_to(root, Path::new(p)).map(|p| p.to_str().unwrap().to_owned());
+        assert_eq!(rel("/srv/share/HR/a.txt").as_deref(), Some("HR/a.txt"));
+        assert_eq!(rel("/srv/share"), None);
+        assert_eq!(rel("/srv/shares/a.txt"), None);
+        assert_eq!(rel("/srv/other/a.txt"), None);
+        assert_eq!(
+            relative_to(Path::new("/"), Path::new("/a/b.txt")),
+            Some(Path::new("a/b.txt"))
+        );
+        assert_eq!(
+            external_id(Path::new("HR/Løn/a.txt")).as_deref(),
+            Some("HR/Løn/a.txt")
+        );
+        for refused in ["", "a/../b", "./a", "a//b", "a/"] {
+            assert_eq!(external_id(Path::new(refused)), None, "{refused:?}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let latin1 = std::ffi::OsStr::from_bytes(b"HR/f\xf8r.txt");
+            assert_eq!(external_id(Path::new(latin1)), None);
         }
     }
 

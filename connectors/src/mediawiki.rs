@@ -983,6 +983,9 @@ impl MediaWiki {
             return Ok(());
         };
         let fingerprint = self.fingerprint(ns, page.title.as_deref().unwrap_or(""), revid);
+        if use_known {
+            ctx.known.load().await?;
+        }
         if use_known && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str()) {
             counts.unchanged += 1;
             ctx.sink.send(Change::Unchanged { external_id: id }).await?;

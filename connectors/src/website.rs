@@ -31,11 +31,12 @@
 //! (down, 5xx after retries, 401, a redirect to a foreign host, disallowed by `robots.txt`)
 //! fails the run, and nothing is deleted.
 //!
-//! **Cursor.** JSON `{"v":1,"started":…,"complete":…,"aliases":{…}}`: when the run started,
-//! whether it completed, and which fetched URLs an HTTP redirect turned into another document,
-//! so that the next run asks for them conditionally with that document's validators. Checkpoints carry it every few hundred pages; a run that was
-//! interrupted simply starts again from the seeds, and what it had already done costs only
-//! conditional requests.
+//! **Cursor.** JSON `{"v":1,"complete":…,"aliases":{…}}`: whether the run completed, and which
+//! fetched URLs an HTTP redirect turned into another document, so that the next run asks for
+//! them conditionally with that document's validators. It holds nothing that changes when the
+//! site does not (no time of the run), so an unchanged crawl repeats it and commits nothing.
+//! Checkpoints carry it every few hundred pages; a run that was interrupted simply starts again
+//! from the seeds, and what it had already done costs only conditional requests.
 
 mod crawl;
 mod page;
@@ -47,7 +48,6 @@ mod visit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 use url::Url;
@@ -409,6 +409,8 @@ impl Connector for Website {
     }
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
+        // Every page visited is compared with its state.
+        ctx.known.load().await?;
         let previous: Cursor = match ctx.cursor.as_deref() {
             None => Cursor::default(),
             Some(raw) => serde_json::from_str(raw).unwrap_or_else(|e| {
@@ -445,8 +447,6 @@ fn seed_error(seed: &Url, error: &HttpError) -> ConnectorError {
 struct Cursor {
     #[serde(rename = "v", default)]
     version: u32,
-    #[serde(default)]
-    started: Option<DateTime<Utc>>,
     #[serde(default)]
     complete: bool,
     /// Fetched URL → the id of the document it turned out to be.

@@ -719,6 +719,7 @@ impl WordPress {
     ) -> Result<Option<DateTime<Utc>>, ConnectorError> {
         let mut newest: Option<DateTime<Utc>> = None;
         let mut changed = Vec::new();
+        ctx.known.load().await?;
         for post in posts {
             listed.insert(post.id);
             let modified = post.modified_gmt.clone().unwrap_or_default();
@@ -1060,6 +1061,7 @@ impl WordPress {
         let mut listed = HashSet::new();
         let mut refetch = Vec::new();
         while let Some(items) = pager.next::<Listed>().await? {
+            ctx.known.load().await?;
             for item in items {
                 listed.insert(item.id);
                 let id = external_id(&listing.ty, item.id);

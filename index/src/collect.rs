@@ -105,7 +105,11 @@ fn column_values(column: &StrColumn, docs: &[DocId]) -> Result<Vec<Option<String
     column
         .dictionary()
         .sorted_ords_to_term_cb(&ords, |bytes| {
-            terms.push(String::from_utf8_lossy(bytes).into_owned());
+            // Ids and fingerprints are written as UTF-8: the standard check is the fast path.
+            terms.push(match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            });
         })
         .map_err(|e| IndexError::Engine(e.into()))?;
     let mut out = vec![None; docs.len()];

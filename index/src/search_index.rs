@@ -215,6 +215,11 @@ impl SearchIndex {
         Ok(self.payload()?.cursors)
     }
 
+    /// One source's cursor, as of the last commit.
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, IndexError> {
+        Ok(self.payload()?.cursors.remove(source))
+    }
+
     /// The external ids of a source's documents, as of the last commit.
     pub fn source_ids(&self, source: &str) -> Result<HashSet<String>, IndexError> {
         Ok(self
@@ -251,6 +256,15 @@ impl SearchIndex {
             ids.insert(id);
         }
         Ok((ids, fingerprints))
+    }
+
+    /// External id → fingerprint (if it has one) of every document of a source, as of the
+    /// last commit: what [`SearchIndex::source_state`] gives, in one map.
+    pub fn source_docs_by_id(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, Option<String>>, IndexError> {
+        Ok(self.source_docs(source, true)?.into_iter().collect())
     }
 
     /// Figures for the admin console.

@@ -1056,6 +1056,8 @@ impl Connector for StaffDirectory {
     }
 
     async fn run(&self, ctx: RunContext) -> Result<(), ConnectorError> {
+        // People are compared with their fingerprints from the first one on.
+        ctx.known.load().await?;
         let mut out = Emitter::new(self, &ctx);
         match &self.backend {
             Backend::Demo { file } => {

@@ -60,16 +60,24 @@ pub enum Format {
 impl Format {
     /// The format a file name's extension names (case-insensitive), if supported.
     pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match ext.as_str() {
-            "html" | "htm" | "xhtml" => Format::Html,
-            "md" | "markdown" => Format::Markdown,
-            "txt" | "text" => Format::Text,
-            "pdf" => Format::Pdf,
-            "docx" => Format::Docx,
-            "odt" => Format::Odt,
-            _ => return None,
-        })
+        const EXTENSIONS: [(&str, Format); 10] = [
+            ("html", Format::Html),
+            ("htm", Format::Html),
+            ("xhtml", Format::Html),
+            ("md", Format::Markdown),
+            ("markdown", Format::Markdown),
+            ("txt", Format::Text),
+            ("text", Format::Text),
+            ("pdf", Format::Pdf),
+            ("docx", Format::Docx),
+            ("odt", Format::Odt),
+        ];
+        // Compared without lowering a copy: a file share asks this for every file it walks.
+        let ext = path.extension()?.to_str()?;
+        EXTENSIONS
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(ext))
+            .map(|(_, format)| *format)
     }
 
     /// The format a MIME type names (parameters such as `; charset=` are ignored), if supported.

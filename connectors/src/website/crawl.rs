@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::page::{PageState, absolute_link};
+use super::page::{PageState, absolute_link_into};
 use super::robots::{Robots, RobotsTxt, fetch_robots, sitemap_roots};
 use super::scope::{canonical, is_not_a_document, prefix_key};
-use super::visit::{FailureKind, Links, Outcome, Visited, binary};
+use super::visit::{FailureKind, Links, Outcome, Visited, binary, known_url};
 use super::{CURSOR_VERSION, Cursor, Inner, ROBOTS_AGENT};
 use crate::connector::RunContext;
 use crate::error::ConnectorError;
@@ -50,7 +50,6 @@ struct Visit {
 pub(super) struct Crawl<'a> {
     inner: Arc<Inner>,
     ctx: &'a RunContext,
-    started: DateTime<Utc>,
     previous_aliases: BTreeMap<String, String>,
     aliases: BTreeMap<String, String>,
     frontier: VecDeque<Task>,
@@ -96,7 +95,6 @@ impl<'a> Crawl<'a> {
         Self {
             inner,
             ctx,
-            started: Utc::now(),
             previous_aliases,
             aliases: BTreeMap::new(),
             frontier: VecDeque::new(),
@@ -229,7 +227,8 @@ impl<'a> Crawl<'a> {
     }
 
     /// Queues where a page leads. Remembered links are canonical already: most of them were
-    /// queued before, and looking them up as text spares parsing them again.
+    /// queued before (every page of a site links to its sections), and looking them up as text,
+    /// made absolute in one reused buffer, spares formatting and parsing them again.
     fn follow(&mut self, links: Links, depth: u32) {
         match links {
             Links::Read(urls) => {
@@ -238,9 +237,10 @@ impl<'a> Crawl<'a> {
                 }
             }
             Links::Remembered { origin, links } => {
-                for link in links {
-                    let absolute = absolute_link(&origin, link);
-                    if self.seen.contains(&absolute) {
+                let mut absolute = String::new();
+                for link in &links {
+                    absolute_link_into(&mut absolute, &origin, link);
+                    if self.seen.contains(absolute.as_str()) {
                         continue;
                     }
                     if let Ok(url) = Url::parse(&absolute) {
@@ -348,13 +348,13 @@ impl<'a> Crawl<'a> {
                 .is_some_and(|remembered| lastmod <= remembered)
         {
             // Unchanged by the sitemap's word: no request at all.
-            let page = Url::parse(&known_id).unwrap_or_else(|_| task.url.clone());
+            let page = known_url(&known_id, &task.url);
             let outcome = Outcome::Document {
                 id: page.clone(),
                 change: Box::new(Change::Unchanged {
                     external_id: known_id.clone(),
                 }),
-                links: Links::remembered(&page, Some(state)),
+                links: Links::remembered(&page, known),
                 follow: true,
                 how: Visited::SitemapUnchanged,
             };
@@ -383,7 +383,7 @@ impl<'a> Crawl<'a> {
         let full = self.ctx.full;
         in_flight.spawn(async move {
             let outcome = inner
-                .visit(&task, &known_id, known.as_ref(), all_known.as_ref(), full)
+                .visit(&task, &known_id, known, all_known.as_ref(), full)
                 .await;
             Visit {
                 task,
@@ -563,7 +563,6 @@ impl<'a> Crawl<'a> {
         }
         let cursor = Cursor {
             version: CURSOR_VERSION,
-            started: Some(self.started),
             complete,
             aliases,
         };

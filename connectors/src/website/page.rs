@@ -202,11 +202,34 @@ impl PageState {
 
 /// A link as [`PageState`] stores it, absolute again: `origin` is the page's
 /// (`http://intra:8080`).
+#[cfg(test)]
 pub fn absolute_link(origin: &str, link: String) -> String {
+    let mut absolute = String::new();
+    absolute_link_into(&mut absolute, origin, &link);
+    absolute
+}
+
+/// [`absolute_link`] into `buffer`, replacing what it held.
+pub fn absolute_link_into(buffer: &mut String, origin: &str, link: &str) {
+    buffer.clear();
     if link.starts_with('/') {
-        format!("{origin}{link}")
+        buffer.push_str(origin);
+    }
+    buffer.push_str(link);
+}
+
+/// A page's origin as its stored links are relative to (`http://intra:8080`), the same as
+/// `page.origin().ascii_serialization()`: for an http(s) URL without credentials, the start
+/// of its own text, so no formatting is needed.
+pub fn origin_of(page: &Url) -> String {
+    let plain = matches!(page.scheme(), "http" | "https")
+        && page.username().is_empty()
+        && page.password().is_none()
+        && page.has_host();
+    if plain {
+        page[..url::Position::BeforePath].to_owned()
     } else {
-        link
+        page.origin().ascii_serialization()
     }
 }
 
@@ -273,6 +296,33 @@ mod tests {
         }
         assert_eq!(robots_directives("none"), (true, true));
         assert_eq!(robots_directives("index, nofollow"), (false, true));
+    }
+
+    #[test]
+    fn origins_are_cut_from_the_url_as_the_url_crate_would_serialise_them() {
+        for url in [
+            "http://intra/a/b.html",
+            "http://intra:8080/a?b=c",
+            "https://intra:443/",
+            "http://127.0.0.1:39123/x",
+            "http://[::1]:8080/x",
+            "http://bÜcher.example/x",
+            "http://user:secret@intra/x",
+            "http://user@intra:81/x",
+            "https://INTRA.Example.DK/x",
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert_eq!(origin_of(&url), url.origin().ascii_serialization(), "{url}");
+        }
+    }
+
+    #[test]
+    fn links_are_made_absolute_in_one_buffer() {
+        let mut buffer = "left over".to_owned();
+        absolute_link_into(&mut buffer, "http://intra:8080", "/c?d=1");
+        assert_eq!(buffer, "http://intra:8080/c?d=1");
+        absolute_link_into(&mut buffer, "http://intra:8080", "http://other/e");
+        assert_eq!(buffer, "http://other/e");
     }
 
     #[test]

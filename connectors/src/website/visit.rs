@@ -80,14 +80,23 @@ impl Links {
     }
 
     /// The links a page had last time, if it is known.
-    pub(super) fn remembered(page: &Url, state: Option<&PageState>) -> Self {
+    pub(super) fn remembered(page: &Url, state: Option<PageState>) -> Self {
         match state {
             Some(state) => Links::Remembered {
-                origin: page.origin().ascii_serialization(),
-                links: state.links.clone(),
+                origin: page::origin_of(page),
+                links: state.links,
             },
             None => Links::none(),
         }
+    }
+}
+
+/// The URL of the document a URL was known as: itself, unless it was an alias.
+pub(super) fn known_url(known_id: &str, url: &Url) -> Url {
+    if known_id == url.as_str() {
+        url.clone()
+    } else {
+        Url::parse(known_id).unwrap_or_else(|_| url.clone())
     }
 }
 
@@ -128,13 +137,12 @@ impl Inner {
         &self,
         task: &Task,
         known_id: &str,
-        known: Option<&PageState>,
+        known: Option<PageState>,
         all_known: &dyn KnownDocs,
         full: bool,
     ) -> Outcome {
-        let known_url = Url::parse(known_id).unwrap_or_else(|_| task.url.clone());
-        let known_links = || Links::remembered(&known_url, known);
-        let (etag, last_modified) = match known {
+        let known_url = known_url(known_id, &task.url);
+        let (etag, last_modified) = match &known {
             Some(state) if !full => (state.etag.as_deref(), state.last_modified.as_deref()),
             _ => (None, None),
         };
@@ -145,12 +153,12 @@ impl Inner {
         {
             Ok(Fetch::NotModified) => {
                 return match known {
-                    Some(_) => Outcome::Document {
-                        id: known_url.clone(),
+                    Some(state) => Outcome::Document {
                         change: Box::new(Change::Unchanged {
                             external_id: known_id.to_owned(),
                         }),
-                        links: known_links(),
+                        links: Links::remembered(&known_url, Some(state)),
+                        id: known_url,
                         follow: true,
                         how: Visited::NotModified,
                     },
@@ -179,12 +187,12 @@ impl Inner {
                             | HttpError::Refused { .. } => FailureKind::Lasting,
                             _ => FailureKind::Transient,
                         },
-                        links: known_links(),
+                        links: Links::remembered(&known_url, known),
                     },
                 };
             }
         };
-        self.convert(task, known_id, known, all_known, full, fetched)
+        self.convert(task, known_id, known.as_ref(), all_known, full, fetched)
             .await
     }
 

@@ -236,6 +236,15 @@ fn formats_from_paths_and_mime_types() {
         ("brev.doc", None),
         ("billede.png", None),
         ("uden-endelse", None),
+        ("noter.Markdown", Some(Format::Markdown)),
+        ("side.XHTML", Some(Format::Html)),
+        ("noter.TeXt", Some(Format::Text)),
+        ("arkiv.tar.md", Some(Format::Markdown)),
+        (".md", None),
+        ("punktum.", None),
+        ("mappe.md/fil", None),
+        ("brev.odtx", None),
+        ("brev.dt", None),
     ];
     for (path, expected) in paths {
         assert_eq!(Format::from_path(Path::new(path)), expected, "{path}");

@@ -425,3 +425,214 @@ async fn a_gzip_encoded_feed_is_decoded() {
     result.unwrap();
     assert_eq!(upserts(&changes).len(), 4);
 }
+
+/// An RSS feed of `(guid, date)` items; an item without a date has none.
+fn rss(items: &[(&str, Option<DateTime<Utc>>)]) -> Vec<u8> {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Nyt</title><link>http://intra/</link>",
+    );
+    for (guid, date) in items {
+        xml.push_str(&format!(
+            "<item><guid>{guid}</guid><title>Om {guid}</title>"
+        ));
+        if let Some(date) = date {
+            xml.push_str(&format!("<pubDate>{}</pubDate>", date.to_rfc2822()));
+        }
+        xml.push_str("<description>Tekst.</description></item>");
+    }
+    xml.push_str("</channel></rss>");
+    xml.into_bytes()
+}
+
+#[tokio::test]
+async fn item_dates_live_in_their_fingerprints_and_retention_reads_them_there() {
+    let body = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let router = Router::new()
+        .route(
+            "/feed",
+            get(
+                |State(body): State<Arc<std::sync::Mutex<Vec<u8>>>>| async move {
+                    let body = body.lock().unwrap().clone();
+                    ([(header::CONTENT_TYPE, "application/rss+xml")], body)
+                },
+            ),
+        )
+        .with_state(Arc::clone(&body));
+    let addr = serve(router).await;
+    let feed = connector(&format!(
+        "url = \"http://{addr}/feed\"\nretention = \"30d\""
+    ));
+    let old = Utc::now() - chrono::Duration::days(40);
+    let recent = Utc::now() - chrono::Duration::days(5);
+    *body.lock().unwrap() = rss(&[
+        ("old", Some(old)),
+        ("recent", Some(recent)),
+        ("undated", None),
+    ]);
+
+    let (result, first) = run(feed.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let docs = upserts(&first);
+    assert_eq!(docs.len(), 3);
+    let fingerprint = |id: &str| docs[id].fingerprint.clone().unwrap();
+    assert!(
+        fingerprint("old").ends_with(&format!("@{}", old.timestamp())),
+        "{}",
+        fingerprint("old")
+    );
+    assert!(
+        !fingerprint("undated").contains('@'),
+        "{}",
+        fingerprint("undated")
+    );
+    // Only the undated item is remembered in the cursor.
+    let cursor = cursor_of(&first);
+    assert!(cursor.contains("undated"), "{cursor}");
+    assert!(
+        !cursor.contains("\"old\"") && !cursor.contains("\"recent\""),
+        "{cursor}"
+    );
+
+    // All three fall off the feed: the old one is past the retention by the date in its
+    // fingerprint, the recent one is not, and the undated one was seen just now.
+    *body.lock().unwrap() = rss(&[("new", Some(Utc::now()))]);
+    let known = fingerprints(&first);
+    let (result, second) = run_with(feed.as_ref(), known.clone(), Some(&cursor), false).await;
+    result.unwrap();
+    let deleted: Vec<&str> = second
+        .iter()
+        .filter_map(|c| match c {
+            Change::Delete { external_id } => Some(external_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, ["old"]);
+    assert_eq!(upserts(&second).keys().collect::<Vec<_>>(), ["new"]);
+    let next = cursor_of(&second);
+    assert!(next.contains("undated"), "{next}");
+
+    // An undated item is deleted once it has not been seen for the retention.
+    let mut aged: serde_json::Value = serde_json::from_str(&next).unwrap();
+    aged["items"]["undated"] = (Utc::now() - chrono::Duration::days(31))
+        .to_rfc3339()
+        .into();
+    let aged = aged.to_string();
+    let (result, third) = run_with(feed.as_ref(), known, Some(&aged), false).await;
+    result.unwrap();
+    assert!(
+        third.contains(&Change::Delete {
+            external_id: "undated".to_owned()
+        }),
+        "{third:?}"
+    );
+    assert!(!third.contains(&Change::Delete {
+        external_id: "recent".to_owned()
+    }));
+}
+
+/// Known documents that record whether anybody read them, and can refuse to load.
+struct Watched {
+    docs: HashMap<String, String>,
+    touched: std::sync::atomic::AtomicBool,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl samle_connectors::KnownDocs for Watched {
+    async fn load(&self) -> Result<(), ConnectorError> {
+        self.touched.store(true, Ordering::SeqCst);
+        if self.fail {
+            return Err(ConnectorError::Internal("cannot read the index".to_owned()));
+        }
+        Ok(())
+    }
+
+    fn fingerprint(&self, external_id: &str) -> Option<String> {
+        self.touched.store(true, Ordering::SeqCst);
+        self.docs.get(external_id).cloned()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        self.touched.store(true, Ordering::SeqCst);
+        for (id, fingerprint) in &self.docs {
+            each(id, fingerprint);
+        }
+    }
+}
+
+/// Runs `feed` with `known` as its known documents and collects what it sends.
+async fn run_watched(
+    feed: &dyn samle_connectors::Connector,
+    known: Arc<Watched>,
+    cursor: Option<&str>,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let ctx = samle_connectors::RunContext {
+        source_id: "test".to_owned(),
+        cursor: cursor.map(str::to_owned),
+        full: false,
+        known,
+        sink: samle_connectors::ChangeSink::new(tx),
+    };
+    let collect = async {
+        let mut changes = Vec::new();
+        while let Some(change) = rx.recv().await {
+            changes.push(change);
+        }
+        changes
+    };
+    let (result, changes) = tokio::join!(feed.run(ctx), collect);
+    (result, changes)
+}
+
+#[tokio::test]
+async fn a_304_never_reads_the_indexed_items_and_a_200_that_cannot_read_them_fails() {
+    let router = Router::new().route(
+        "/feed",
+        get(|headers: HeaderMap| async move {
+            if headers.contains_key(header::IF_NONE_MATCH) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            (
+                [
+                    (header::ETAG, "\"v1\""),
+                    (header::CONTENT_TYPE, "application/rss+xml"),
+                ],
+                fixture("feeds/rss.xml"),
+            )
+                .into_response()
+        }),
+    );
+    let addr = serve(router).await;
+    let feed = connector(&format!("url = \"http://{addr}/feed\""));
+    let (result, first) = run(feed.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let cursor = cursor_of(&first);
+
+    let known = Arc::new(Watched {
+        docs: fingerprints(&first),
+        touched: false.into(),
+        fail: false,
+    });
+    let (result, second) = run_watched(feed.as_ref(), Arc::clone(&known), Some(&cursor)).await;
+    result.unwrap();
+    assert_eq!(second, [Change::Checkpoint { cursor }]);
+    assert!(
+        !known.touched.load(Ordering::SeqCst),
+        "a 304 must not read the indexed items"
+    );
+
+    // Without validators the feed answers 200: the items are needed, and if they cannot be
+    // read the run fails rather than send every item as new.
+    let broken = Arc::new(Watched {
+        docs: fingerprints(&first),
+        touched: false.into(),
+        fail: true,
+    });
+    let (result, changes) = run_watched(feed.as_ref(), broken, None).await;
+    assert!(
+        matches!(result, Err(ConnectorError::Internal(_))),
+        "{result:?}"
+    );
+    assert!(changes.is_empty(), "{changes:?}");
+}

@@ -716,3 +716,178 @@ async fn a_run_stops_when_the_receiver_goes_away() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn files_come_in_file_name_order_folder_by_folder() {
+    let share = Share::new();
+    // Enough names that the folder's own listing order is unlikely to be sorted, with
+    // prefixes of each other, capitals, non-ASCII names and folders among the files.
+    let mut expected = Vec::new();
+    for i in (0..40).rev() {
+        share.write(&format!("f{i}.txt"), "x");
+    }
+    share.write("a.txt", "x");
+    share.write("a/z.txt", "x");
+    share.write("a/b/c.txt", "x");
+    share.write("a b.txt", "x");
+    share.write("B.txt", "x");
+    share.write("ø.txt", "x");
+    share.write("æ/1.txt", "x");
+    share.write("a-/y.txt", "x");
+    // Names compared as bytes; a folder's files come where the folder's name sorts ("a"
+    // before "a b.txt"), not where its files' paths would.
+    expected.extend(
+        [
+            "B.txt",
+            "a/b/c.txt",
+            "a/z.txt",
+            "a b.txt",
+            "a-/y.txt",
+            "a.txt",
+        ]
+        .map(String::from),
+    );
+    let mut numbered: Vec<String> = (0..40).map(|i| format!("f{i}.txt")).collect();
+    numbered.sort();
+    expected.extend(numbered);
+    expected.extend(["æ/1.txt", "ø.txt"].map(String::from));
+
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let order: Vec<&str> = first.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+
+    let (result, second) = run(connector.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    let order: Vec<&str> = second.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+    assert_eq!(ids(&second, is_unchanged).len(), expected.len());
+}
+
+#[tokio::test]
+async fn a_changed_url_prefix_resends_unchanged_files() {
+    let share = Share::new();
+    share.write("HR/plan.txt", "plan");
+    share.write("andet.txt", "andet");
+    let first_prefix = share.connector("url_prefix = \"https://intra/filer\"");
+    let (result, first) = run(first_prefix.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let (result, again) = run(first_prefix.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&again, is_unchanged), ["HR/plan.txt", "andet.txt"]);
+
+    let moved = share.connector("url_prefix = \"https://intra/drev\"");
+    let (result, second) = run(moved.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert_eq!(ids(&second, is_upsert), ["HR/plan.txt", "andet.txt"]);
+    assert_eq!(
+        upserts(&second)["HR/plan.txt"].url.as_deref(),
+        Some("https://intra/drev/HR/plan.txt")
+    );
+
+    // And back to no prefix at all: the settings digest of a share without URLs again.
+    let none = share.connector("");
+    let (result, third) = run(none.as_ref(), fingerprints(&second)).await;
+    result.unwrap();
+    assert_eq!(ids(&third, is_upsert), ["HR/plan.txt", "andet.txt"]);
+    assert_eq!(upserts(&third)["andet.txt"].url, None);
+}
+
+/// Known documents that take a while to load, and may then fail to.
+struct SlowKnown {
+    docs: HashMap<String, String>,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl samle_connectors::KnownDocs for SlowKnown {
+    async fn load(&self) -> Result<(), ConnectorError> {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if self.fail {
+            return Err(ConnectorError::Internal("cannot read the index".to_owned()));
+        }
+        Ok(())
+    }
+
+    fn fingerprint(&self, external_id: &str) -> Option<String> {
+        self.docs.get(external_id).cloned()
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (id, fingerprint) in &self.docs {
+            each(id, fingerprint);
+        }
+    }
+}
+
+async fn run_slow(
+    connector: &dyn samle_connectors::Connector,
+    known: SlowKnown,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let ctx = samle_connectors::RunContext {
+        source_id: "test".to_owned(),
+        cursor: None,
+        full: false,
+        known: std::sync::Arc::new(known),
+        sink: samle_connectors::ChangeSink::new(tx),
+    };
+    let collect = async {
+        let mut changes = Vec::new();
+        while let Some(change) = rx.recv().await {
+            changes.push(change);
+        }
+        changes
+    };
+    tokio::join!(connector.run(ctx), collect)
+}
+
+#[tokio::test]
+async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot() {
+    let share = Share::new();
+    for i in 0..30 {
+        share.write(&format!("mappe-{}/f{i:02}.txt", i % 3), format!("fil {i}"));
+    }
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let order: Vec<&str> = first.iter().filter_map(Change::external_id).collect();
+
+    // Loaded late: every file is still compared with its fingerprint, in walk order.
+    share.write("mappe-0/f00.txt", "ændret og længere");
+    let (result, second) = run_slow(
+        connector.as_ref(),
+        SlowKnown {
+            docs: fingerprints(&first),
+            fail: false,
+        },
+    )
+    .await;
+    result.unwrap();
+    assert_complete(&second);
+    assert_eq!(
+        second
+            .iter()
+            .filter_map(Change::external_id)
+            .collect::<Vec<_>>(),
+        order
+    );
+    assert_eq!(ids(&second, is_upsert), ["mappe-0/f00.txt"]);
+    assert_eq!(ids(&second, is_unchanged).len(), 29);
+
+    // Not loadable: the run fails and sends nothing, rather than every file as new.
+    let (result, third) = run_slow(
+        connector.as_ref(),
+        SlowKnown {
+            docs: fingerprints(&first),
+            fail: true,
+        },
+    )
+    .await;
+    assert!(
+        matches!(result, Err(ConnectorError::Internal(_))),
+        "{result:?}"
+    );
+    assert!(third.is_empty(), "{third:?}");
+}

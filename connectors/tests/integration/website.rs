@@ -559,6 +559,13 @@ async fn an_unchanged_site_costs_only_conditional_requests() {
     assert!(ids(&second, is_upsert).is_empty(), "{second:?}");
     assert_eq!(ids(&second, is_unchanged), urls(&site, DOCUMENTS));
     assert_eq!(second.last(), Some(&Change::TraversalComplete));
+    // The same cursor again (the redirect's alias included), so the run commits nothing.
+    assert_eq!(last_cursor(&second), last_cursor(&first));
+    assert!(
+        last_cursor(&first).contains("/nyheder/"),
+        "{}",
+        last_cursor(&first)
+    );
 
     // No document's body was sent again.
     for path in DOCUMENTS {

@@ -438,7 +438,7 @@ async fn measure(fixture: Fixture, n: usize) -> Row {
     }
 }
 
-/// Under `valgrind --tool=callgrind --collect-atstart=no` with `RESYNC_CALLGRIND=1`: collects
+/// Under `valgrind --tool=callgrind --instr-atstart=no` with `RESYNC_CALLGRIND=1`: collects
 /// costs during the unchanged re-syncs only (`callgrind_control -i on|off`).
 fn callgrind(state: &str) {
     if std::env::var_os("RESYNC_CALLGRIND").is_some() {

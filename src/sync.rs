@@ -287,7 +287,7 @@ struct SourceState {
 }
 
 /// External id → fingerprint, if the document has one.
-struct Known(HashMap<String, Option<String>>);
+struct Known(samle_index::DocsById);
 
 impl Known {
     fn contains(&self, id: &str) -> bool {

@@ -1005,11 +1005,10 @@ impl<'a> Fingerprint<'a> {
     }
 
     fn parse(value: &'a str) -> Option<Self> {
-        let mut parts = value.splitn(4, ':');
-        let size = parts.next()?;
-        let mtime = parts.next()?;
-        let content = parts.next()?;
-        let settings = parts.next()?;
+        // Split at both ends: the content hash in the middle is long and never needs a scan.
+        let (size, rest) = value.split_once(':')?;
+        let (mtime, rest) = rest.split_once(':')?;
+        let (content, settings) = rest.rsplit_once(':')?;
         Some(Self {
             stat: &value[..size.len() + 1 + mtime.len()],
             content,

@@ -16,12 +16,14 @@ use crate::Lang;
 
 // The analysers' names are part of the schema: an index written with other analysis fails
 // the schema check at open and is rebuilt. Give an analyser a new name when what it does
-// changes, so that no index mixes old and new tokens.
+// changes, so that no index mixes old and new tokens, and also when the index's files change
+// in a way this build cannot read (v3: string columns without zstd, see the workspace's
+// `Cargo.toml`).
 
 /// Analyser of the `*_da` fields: Danish stop words, folding, Snowball stemming.
-pub(crate) const DANISH: &str = "samle_da_v2";
+pub(crate) const DANISH: &str = "samle_da_v3";
 /// Analyser of the `*_en` fields: English stop words, folding, Snowball stemming.
-pub(crate) const ENGLISH: &str = "samle_en_v2";
+pub(crate) const ENGLISH: &str = "samle_en_v3";
 
 /// Tokens longer than this are dropped: they are base64, hashes or glued-together junk that
 /// nobody searches for, and they bloat the term dictionary.

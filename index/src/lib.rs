@@ -38,5 +38,5 @@ pub use search::{
     FacetCount, FacetFilter, Facets, Hit, MAX_FACET_VALUES, MAX_LIMIT, MAX_OFFSET, SearchRequest,
     SearchResults, SnippetPart, SortOrder,
 };
-pub use search_index::{IndexStats, SearchIndex};
+pub use search_index::{DocsById, IndexStats, SearchIndex};
 pub use writer::{IndexWriter, MIN_WRITER_HEAP_BYTES, SweepOutcome};

@@ -87,6 +87,11 @@ impl CommitPayload {
     }
 }
 
+/// External id → fingerprint (if it has one) of a source's documents. Keyed with a fast
+/// non-cryptographic hash: the ids come from the index, not from users, and an unchanged
+/// re-sync looks each one up once or twice.
+pub type DocsById = rustc_hash::FxHashMap<String, Option<String>>;
+
 impl SearchIndex {
     /// Opens the index in `dir`, creating the directory and an empty index if missing.
     ///
@@ -260,10 +265,7 @@ impl SearchIndex {
 
     /// External id → fingerprint (if it has one) of every document of a source, as of the
     /// last commit: what [`SearchIndex::source_state`] gives, in one map.
-    pub fn source_docs_by_id(
-        &self,
-        source: &str,
-    ) -> Result<HashMap<String, Option<String>>, IndexError> {
+    pub fn source_docs_by_id(&self, source: &str) -> Result<DocsById, IndexError> {
         Ok(self.source_docs(source, true)?.into_iter().collect())
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use samle_connectors::{Change, ChangeSink, Connector, ConnectorError, RunContext};
+use samle_connectors::{Change, ChangeSink, Connector, ConnectorError, KnownDocs, RunContext};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -30,13 +30,24 @@ pub async fn run_with(
     cursor: Option<&str>,
     full: bool,
 ) -> (Result<(), ConnectorError>, Vec<Change>) {
+    run_known(connector, Arc::new(known), cursor, full).await
+}
+
+/// [`run_with`] with any [`KnownDocs`], for tests that watch or slow down how a connector
+/// reads them.
+pub async fn run_known(
+    connector: &dyn Connector,
+    known: Arc<dyn KnownDocs>,
+    cursor: Option<&str>,
+    full: bool,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
     // A small channel, so that back-pressure is exercised too.
     let (tx, mut rx) = mpsc::channel(2);
     let ctx = RunContext {
         source_id: "test".to_owned(),
         cursor: cursor.map(str::to_owned),
         full,
-        known: Arc::new(known),
+        known,
         sink: ChangeSink::new(tx),
     };
     let collect = async {

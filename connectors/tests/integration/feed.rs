@@ -15,7 +15,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use samle_connectors::{Change, ConnectorError, ConnectorParams, Document, build};
 
-use crate::common::{fingerprints, fixture, run, run_with};
+use crate::common::{fingerprints, fixture, run, run_known, run_with};
 use crate::http::serve;
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -560,31 +560,6 @@ impl samle_connectors::KnownDocs for Watched {
     }
 }
 
-/// Runs `feed` with `known` as its known documents and collects what it sends.
-async fn run_watched(
-    feed: &dyn samle_connectors::Connector,
-    known: Arc<Watched>,
-    cursor: Option<&str>,
-) -> (Result<(), ConnectorError>, Vec<Change>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let ctx = samle_connectors::RunContext {
-        source_id: "test".to_owned(),
-        cursor: cursor.map(str::to_owned),
-        full: false,
-        known,
-        sink: samle_connectors::ChangeSink::new(tx),
-    };
-    let collect = async {
-        let mut changes = Vec::new();
-        while let Some(change) = rx.recv().await {
-            changes.push(change);
-        }
-        changes
-    };
-    let (result, changes) = tokio::join!(feed.run(ctx), collect);
-    (result, changes)
-}
-
 #[tokio::test]
 async fn a_304_never_reads_the_indexed_items_and_a_200_that_cannot_read_them_fails() {
     let router = Router::new().route(
@@ -614,7 +589,7 @@ async fn a_304_never_reads_the_indexed_items_and_a_200_that_cannot_read_them_fai
         touched: false.into(),
         fail: false,
     });
-    let (result, second) = run_watched(feed.as_ref(), Arc::clone(&known), Some(&cursor)).await;
+    let (result, second) = run_known(feed.as_ref(), known.clone(), Some(&cursor), false).await;
     result.unwrap();
     assert_eq!(second, [Change::Checkpoint { cursor }]);
     assert!(
@@ -629,7 +604,7 @@ async fn a_304_never_reads_the_indexed_items_and_a_200_that_cannot_read_them_fai
         touched: false.into(),
         fail: true,
     });
-    let (result, changes) = run_watched(feed.as_ref(), broken, None).await;
+    let (result, changes) = run_known(feed.as_ref(), broken, None, false).await;
     assert!(
         matches!(result, Err(ConnectorError::Internal(_))),
         "{result:?}"

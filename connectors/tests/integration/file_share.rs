@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use samle_connectors::{Change, ConnectorError};
 
 use crate::common::{
-    Share, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run, upserts,
+    Share, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run, run_known, upserts,
 };
 
 fn utc(rfc3339: &str) -> DateTime<Utc> {
@@ -821,28 +821,6 @@ impl samle_connectors::KnownDocs for SlowKnown {
     }
 }
 
-async fn run_slow(
-    connector: &dyn samle_connectors::Connector,
-    known: SlowKnown,
-) -> (Result<(), ConnectorError>, Vec<Change>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let ctx = samle_connectors::RunContext {
-        source_id: "test".to_owned(),
-        cursor: None,
-        full: false,
-        known: std::sync::Arc::new(known),
-        sink: samle_connectors::ChangeSink::new(tx),
-    };
-    let collect = async {
-        let mut changes = Vec::new();
-        while let Some(change) = rx.recv().await {
-            changes.push(change);
-        }
-        changes
-    };
-    tokio::join!(connector.run(ctx), collect)
-}
-
 #[tokio::test]
 async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot() {
     let share = Share::new();
@@ -856,14 +834,12 @@ async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot()
 
     // Loaded late: every file is still compared with its fingerprint, in walk order.
     share.write("mappe-0/f00.txt", "ændret og længere");
-    let (result, second) = run_slow(
-        connector.as_ref(),
-        SlowKnown {
-            docs: fingerprints(&first),
-            fail: false,
-        },
-    )
-    .await;
+    let slow = SlowKnown {
+        docs: fingerprints(&first),
+        fail: false,
+    };
+    let (result, second) =
+        run_known(connector.as_ref(), std::sync::Arc::new(slow), None, false).await;
     result.unwrap();
     assert_complete(&second);
     assert_eq!(
@@ -877,14 +853,12 @@ async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot()
     assert_eq!(ids(&second, is_unchanged).len(), 29);
 
     // Not loadable: the run fails and sends nothing, rather than every file as new.
-    let (result, third) = run_slow(
-        connector.as_ref(),
-        SlowKnown {
-            docs: fingerprints(&first),
-            fail: true,
-        },
-    )
-    .await;
+    let slow = SlowKnown {
+        docs: fingerprints(&first),
+        fail: true,
+    };
+    let (result, third) =
+        run_known(connector.as_ref(), std::sync::Arc::new(slow), None, false).await;
     assert!(
         matches!(result, Err(ConnectorError::Internal(_))),
         "{result:?}"

@@ -383,17 +383,10 @@ async fn measure(fixture: Fixture, n: usize) -> Row {
     // Where the re-sync's time goes. The connector alone, from what the engine starts from.
     let source = config.source(SOURCE).unwrap();
     let connector = samle::sources::build(&config, source).unwrap();
-    let previous = support::Measured {
-        elapsed: Duration::ZERO,
-        requests: 0,
-        bytes: 0,
-        upserts: 0,
-        unchanged: 0,
-        deleted: 0,
-        failed: 0,
-        cursor: index.cursors().unwrap().remove(SOURCE),
-        known: index.fingerprints(SOURCE).unwrap(),
-    };
+    let previous = support::Measured::start(
+        index.cursors().unwrap().remove(SOURCE),
+        index.fingerprints(SOURCE).unwrap(),
+    );
     let alone = support::measure_resync(
         connector.as_ref(),
         &previous,

@@ -347,11 +347,9 @@ fn cursor_of(changes: &[Change]) -> String {
     changes
         .iter()
         .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
+        .find_map(Change::cursor)
         .unwrap()
+        .to_owned()
 }
 
 fn fingerprints(changes: &[Change]) -> HashMap<String, String> {

@@ -90,14 +90,10 @@ async fn run_from(
 
 /// The cursor of the run's last checkpoint.
 fn cursor(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
+    let cursor = changes.iter().rev().find_map(Change::cursor);
+    cursor
         .unwrap_or_else(|| panic!("no checkpoint in {changes:?}"))
+        .to_owned()
 }
 
 fn traversal_complete(changes: &[Change]) -> bool {

@@ -13,7 +13,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use samle_connectors::{ConnectorParams, MediaWiki};
 
@@ -48,17 +47,7 @@ async fn main() {
     );
 
     // No cursor (an expired one, or new namespaces): every page is listed, none is rendered.
-    let without_cursor = support::Measured {
-        elapsed: Duration::ZERO,
-        requests: 0,
-        bytes: 0,
-        upserts: 0,
-        unchanged: 0,
-        deleted: 0,
-        failed: 0,
-        cursor: None,
-        known: full.known.clone(),
-    };
+    let without_cursor = support::Measured::start(None, full.known.clone());
     let listing = support::measure(&mw, Some(&without_cursor), Some(&counter)).await;
     // Ten pages edited since.
     {

@@ -64,4 +64,12 @@ impl Change {
             Change::Checkpoint { .. } | Change::TraversalComplete => None,
         }
     }
+
+    /// The cursor of a checkpoint.
+    pub fn cursor(&self) -> Option<&str> {
+        match self {
+            Change::Checkpoint { cursor } => Some(cursor),
+            _ => None,
+        }
+    }
 }

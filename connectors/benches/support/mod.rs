@@ -94,6 +94,24 @@ pub struct Measured {
     pub known: HashMap<String, String>,
 }
 
+impl Measured {
+    /// A starting point with nothing measured: what a run starts from, given a cursor and
+    /// the fingerprints the index holds.
+    pub fn start(cursor: Option<String>, known: HashMap<String, String>) -> Measured {
+        Measured {
+            elapsed: Duration::ZERO,
+            requests: 0,
+            bytes: 0,
+            upserts: 0,
+            unchanged: 0,
+            deleted: 0,
+            failed: 0,
+            cursor,
+            known,
+        }
+    }
+}
+
 /// Runs `connector` to the end after `previous` (its fingerprints and cursor), counting on
 /// `counter` when given (a file share has no server).
 pub async fn measure(

@@ -117,19 +117,13 @@ impl Share {
     }
 }
 
-/// The upserted documents by id.
 /// The cursor of a run's last checkpoint (every connector ends a successful run with one).
 pub fn last_cursor(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            Change::Checkpoint { cursor } => Some(cursor.clone()),
-            _ => None,
-        })
-        .expect("a run must end with a checkpoint")
+    let cursor = changes.iter().rev().find_map(Change::cursor);
+    cursor.expect("a run must end with a checkpoint").to_owned()
 }
 
+/// The upserted documents by id.
 pub fn upserts(changes: &[Change]) -> HashMap<String, samle_connectors::Document> {
     changes
         .iter()

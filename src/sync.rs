@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use samle_connectors::{Change, ChangeSink, ConnectorError, Document, KnownDocs, RunContext};
-use samle_index::{IndexDoc, IndexWriter, Lang, SearchIndex, SweepOutcome};
+use samle_index::{IdSet, IndexDoc, IndexWriter, Lang, SearchIndex, SweepOutcome};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, SourceConfig};
@@ -66,7 +66,7 @@ enum WriterCmd {
     /// Commit, sweep the source's unseen documents (guarded), and commit.
     Finish {
         source: String,
-        seen: HashSet<String>,
+        seen: IdSet,
         max_share: f64,
         cursor: Option<String>,
         generation: u64,
@@ -146,7 +146,7 @@ impl Indexer {
     async fn finish(
         &self,
         source: &str,
-        seen: HashSet<String>,
+        seen: IdSet,
         max_share: f64,
         cursor: Option<String>,
         generation: u64,
@@ -287,7 +287,7 @@ struct SourceState {
 }
 
 /// External id → fingerprint, if the document has one.
-struct Known(samle_index::DocsById);
+struct Known(Arc<samle_index::DocsById>);
 
 impl Known {
     fn contains(&self, id: &str) -> bool {
@@ -368,7 +368,7 @@ impl KnownDocs for SourceState {
             .read
             .get_or_init(|| Self::read_now(&self.index, &self.source));
         if let Ok(known) = known {
-            for (id, fingerprint) in &known.0 {
+            for (id, fingerprint) in known.0.iter() {
                 if let Some(fingerprint) = fingerprint {
                     each(id, fingerprint);
                 }
@@ -609,7 +609,7 @@ impl SyncEngine {
         };
         let task = tokio::spawn(async move { connector.run(ctx).await });
 
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let mut traversal_complete = false;
         // Whether this run sent the writer anything: if not, the source's documents are still
         // the ones its run started from.
@@ -639,7 +639,7 @@ impl SyncEngine {
             let op = match change {
                 Change::Upsert(doc) => {
                     counts.seen += 1;
-                    let doc = to_index_doc(&source.id, doc);
+                    let doc = to_index_doc(&source.id, *doc);
                     if let Err(e) = doc.validate() {
                         // The connector's mistake, about this document only; an indexed
                         // older version stays, as for a file that cannot be read.
@@ -672,15 +672,11 @@ impl SyncEngine {
                     }
                 }
                 Change::Unchanged { external_id } => {
-                    if seen.capacity() == 0
-                        && let Some(n) = state.len_if_read()
-                    {
-                        // A traversal sees about as many documents as the source has.
-                        seen.reserve(n);
-                    }
-                    counts.seen += 1;
-                    counts.unchanged += 1;
-                    seen.insert(external_id);
+                    mark_unchanged(&mut seen, &mut counts, &state, [external_id]);
+                    None
+                }
+                Change::UnchangedMany { external_ids } => {
+                    mark_unchanged(&mut seen, &mut counts, &state, external_ids);
                     None
                 }
                 Change::Delete { external_id } => {
@@ -815,6 +811,26 @@ impl SyncEngine {
 /// precision keeps what is shown and how it is sorted in agreement.
 fn to_seconds(d: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(d.timestamp(), 0).unwrap_or(d)
+}
+
+/// Counts documents a run saw unchanged and marks them seen for the sweep.
+fn mark_unchanged(
+    seen: &mut IdSet,
+    counts: &mut RunCounts,
+    state: &SourceState,
+    ids: impl IntoIterator<Item = String, IntoIter: ExactSizeIterator>,
+) {
+    if seen.capacity() == 0
+        && let Some(n) = state.len_if_read()
+    {
+        // A traversal sees about as many documents as the source has.
+        seen.reserve(n);
+    }
+    let ids = ids.into_iter();
+    let n = ids.len() as u64;
+    counts.seen += n;
+    counts.unchanged += n;
+    seen.extend(ids);
 }
 
 /// Converts a connector's document into the index's, with the source's id.
@@ -1010,6 +1026,62 @@ mod tests {
         assert_eq!(unloaded.known().await.unwrap().0.len(), 4);
     }
 
+    /// A file share of `n` Markdown files synced by the engine in one process, as `serve`
+    /// does on a schedule: a re-sync of the unchanged share is handed the map of its documents
+    /// the first one read, and must still see every edit and deletion once the share changes.
+    #[tokio::test]
+    async fn repeated_runs_in_one_process_see_every_change_of_a_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("share");
+        for i in 0..300 {
+            let path = root.join(format!("mappe-{}/notat-{i}.md", i % 7));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("# Notat {i}\n\nTekst nummer {i}.\n")).unwrap();
+        }
+        let text = format!(
+            "[[sources]]\nid = \"share\"\nkind = \"file-share\"\nschedule = \"manual\"\n\
+             run_on_start = false\n\n[sources.file-share]\nroot = {:?}\n\
+             default_access = [\"authenticated\"]\n",
+            root.to_str().unwrap()
+        );
+        let overrides = crate::config::Overrides {
+            data_dir: Some(dir.path().join("data")),
+            ..Default::default()
+        };
+        let config = Config::from_str(
+            &text,
+            &dir.path().join("samle.toml"),
+            &Default::default(),
+            &overrides,
+        )
+        .unwrap();
+        let store = crate::app::open_store(&config).unwrap();
+        let index = crate::app::open_index(&config).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        let engine = SyncEngine::new(Arc::new(config), indexer, store);
+        let sync = || async { engine.run("share", "cli", false, &|_| {}).await.unwrap() };
+        let counts = |r: &RunReport| {
+            let c = &r.counts;
+            (c.seen, c.added, c.updated, c.unchanged, c.deleted)
+        };
+
+        assert_eq!(counts(&sync().await), (300, 300, 0, 0, 0));
+        for _ in 0..3 {
+            assert_eq!(counts(&sync().await), (300, 0, 0, 300, 0));
+        }
+        // Edits and deletions after quiet runs: the sweep and the updates see them all.
+        std::fs::write(root.join("mappe-1/notat-1.md"), "# Notat 1\n\nNy tekst.\n").unwrap();
+        std::fs::remove_file(root.join("mappe-2/notat-2.md")).unwrap();
+        assert_eq!(counts(&sync().await), (299, 0, 1, 298, 1));
+        std::fs::remove_file(root.join("mappe-3/notat-3.md")).unwrap();
+        assert_eq!(counts(&sync().await), (298, 0, 0, 298, 1));
+        assert_eq!(counts(&sync().await), (298, 0, 0, 298, 0));
+        assert_eq!(index.stats().unwrap().documents, 298);
+        let known = index.source_docs_by_id("share").unwrap();
+        assert_eq!(known.len(), 298);
+        assert!(!known.contains_key("mappe-2/notat-2.md"));
+    }
+
     #[tokio::test]
     async fn streamed_documents_become_visible_with_the_commit_and_new_ones_are_not_doubled() {
         let (_dir, index, indexer) = started();
@@ -1056,7 +1128,13 @@ mod tests {
         // An unchanged re-sync: nothing applied, no new cursor, a sweep that finds nothing.
         indexer.commit(None, generation).await.unwrap();
         let outcome = indexer
-            .finish("share", ["a".to_string()].into(), 0.5, None, generation)
+            .finish(
+                "share",
+                IdSet::from_iter(["a".to_string()]),
+                0.5,
+                None,
+                generation,
+            )
             .await
             .unwrap();
         assert_eq!(outcome, SweepOutcome::Deleted(0));
@@ -1068,7 +1146,7 @@ mod tests {
             .unwrap();
         assert_eq!(index.cursors().unwrap()["share"], "c2");
         indexer
-            .finish("share", HashSet::new(), 1.0, None, generation)
+            .finish("share", IdSet::default(), 1.0, None, generation)
             .await
             .unwrap();
         assert!(ids(&index).is_empty());

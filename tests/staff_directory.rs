@@ -104,7 +104,7 @@ fn upserts(changes: &[Change]) -> BTreeMap<String, Document> {
     changes
         .iter()
         .filter_map(|c| match c {
-            Change::Upsert(doc) => Some((doc.external_id.clone(), doc.clone())),
+            Change::Upsert(doc) => Some((doc.external_id.clone(), Document::clone(doc))),
             _ => None,
         })
         .collect()

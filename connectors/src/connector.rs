@@ -80,6 +80,36 @@ impl ChangeSink {
         }
     }
 
+    /// Sends changes in order from a blocking thread, as [`ChangeSink::blocking_send`] does,
+    /// with each run of consecutive `Unchanged`s packed into one `UnchangedMany`.
+    pub fn blocking_send_all(
+        &self,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Result<(), ConnectorError> {
+        let mut unchanged = Vec::new();
+        for change in changes {
+            match change {
+                Change::Unchanged { external_id } => unchanged.push(external_id),
+                other => {
+                    self.blocking_send_unchanged(&mut unchanged)?;
+                    self.blocking_send(other)?;
+                }
+            }
+        }
+        self.blocking_send_unchanged(&mut unchanged)
+    }
+
+    fn blocking_send_unchanged(&self, ids: &mut Vec<String>) -> Result<(), ConnectorError> {
+        let mut external_ids = std::mem::take(ids);
+        match external_ids.len() {
+            0 => Ok(()),
+            1 => self.blocking_send(Change::Unchanged {
+                external_id: external_ids.swap_remove(0),
+            }),
+            _ => self.blocking_send(Change::UnchangedMany { external_ids }),
+        }
+    }
+
     /// True once the receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -125,6 +155,49 @@ mod tests {
         Change::Unchanged {
             external_id: id.to_owned(),
         }
+    }
+
+    #[test]
+    fn unchanged_documents_in_a_row_go_as_one_message() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let sink = ChangeSink::new(tx);
+        let upsert = Change::Upsert(Box::default());
+        let delete = Change::Delete {
+            external_id: "d".to_owned(),
+        };
+        sink.blocking_send_all([
+            unchanged("a"),
+            unchanged("b"),
+            upsert.clone(),
+            unchanged("c"),
+            delete.clone(),
+            unchanged("e"),
+            unchanged("f"),
+            unchanged("g"),
+        ])
+        .unwrap();
+        sink.blocking_send_all([]).unwrap();
+        drop(sink);
+        let many = |ids: &[&str]| Change::UnchangedMany {
+            external_ids: ids.iter().map(|id| id.to_string()).collect(),
+        };
+        let mut sent = Vec::new();
+        while let Some(change) = rx.blocking_recv() {
+            sent.push(change);
+        }
+        assert_eq!(
+            sent,
+            [
+                many(&["a", "b"]),
+                upsert,
+                unchanged("c"),
+                delete,
+                many(&["e", "f", "g"]),
+            ]
+        );
+        let singles: Vec<Change> = sent.into_iter().flat_map(Change::into_singles).collect();
+        assert_eq!(singles.len(), 8);
+        assert_eq!(singles[6], unchanged("f"));
     }
 
     #[test]

@@ -305,7 +305,7 @@ impl Connector for Feed {
                     if dated {
                         cursor.items.remove(&id);
                     }
-                    ctx.sink.send(Change::Upsert(doc)).await?;
+                    ctx.sink.send(Change::Upsert(Box::new(doc))).await?;
                 }
                 Err(error) => {
                     failed += 1;

@@ -388,7 +388,7 @@ impl Inner {
             self.read_and_extract(&id, &path, format, &stat, known_hash, derived)
         }));
         match outcome {
-            Ok(Ok(Some(document))) => Change::Upsert(document),
+            Ok(Ok(Some(document))) => Change::Upsert(Box::new(document)),
             Ok(Ok(None)) => Change::Unchanged { external_id: id },
             Ok(Err(error)) => Change::Failed {
                 external_id: id,

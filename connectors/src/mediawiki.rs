@@ -995,7 +995,7 @@ impl MediaWiki {
             Ok(Some(doc)) => {
                 counts.upserted += 1;
                 counts.consecutive_failures = 0;
-                ctx.sink.send(Change::Upsert(doc)).await?;
+                ctx.sink.send(Change::Upsert(Box::new(doc))).await?;
             }
             Ok(None) => {
                 // Deleted between the listing and the fetch.

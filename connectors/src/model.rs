@@ -34,15 +34,19 @@ pub struct Document {
 }
 
 /// One event of a connector run.
-// Most events of a run are `Upsert`s or `Unchanged`s, and boxing the document would cost an
-// allocation per document and change the API `src/` is written against.
-#[allow(clippy::large_enum_variant)]
+// The document is boxed: a change is moved several times on its way to the index writer (into
+// a batch, the channel, out of it), and most changes of a re-sync are small `Unchanged`s that
+// would otherwise each be moved at a whole document's size.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     /// The document is new or changed.
-    Upsert(Document),
+    Upsert(Box<Document>),
     /// Seen and not modified: counts as seen for mark-and-sweep.
     Unchanged { external_id: String },
+    /// Several documents seen and not modified, as many `Unchanged`s in this order: one
+    /// message where a connector finds thousands in a row (a file share's walk), so that the
+    /// receiver handles them together instead of being woken for each.
+    UnchangedMany { external_ids: Vec<String> },
     /// The source said the document is gone.
     Delete { external_id: String },
     /// The document could not be read. Reported, never fatal: the old indexed version stays.
@@ -61,8 +65,22 @@ impl Change {
             Change::Unchanged { external_id }
             | Change::Delete { external_id }
             | Change::Failed { external_id, .. } => Some(external_id),
-            Change::Checkpoint { .. } | Change::TraversalComplete => None,
+            Change::Checkpoint { .. }
+            | Change::TraversalComplete
+            | Change::UnchangedMany { .. } => None,
         }
+    }
+
+    /// The change as single changes: an `UnchangedMany` as its `Unchanged`s, any other as
+    /// itself.
+    pub fn into_singles(self) -> impl Iterator<Item = Change> {
+        let (many, one) = match self {
+            Change::UnchangedMany { external_ids } => (external_ids, None),
+            other => (Vec::new(), Some(other)),
+        };
+        many.into_iter()
+            .map(|external_id| Change::Unchanged { external_id })
+            .chain(one)
     }
 
     /// The cursor of a checkpoint.

@@ -787,7 +787,7 @@ impl WordPress {
         for ((id, fingerprint, status, post), (title, body)) in changed.into_iter().zip(converted) {
             let doc = self.document(listing, id, fingerprint, &status, post, title, body, state);
             state.upserted += 1;
-            ctx.sink.send(Change::Upsert(doc)).await?;
+            ctx.sink.send(Change::Upsert(Box::new(doc))).await?;
         }
         Ok(newest)
     }

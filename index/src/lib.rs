@@ -18,6 +18,7 @@ pub mod baseline;
 mod collect;
 mod directory;
 mod doc;
+mod docs_cache;
 mod error;
 mod language_gate;
 mod passage;
@@ -38,5 +39,5 @@ pub use search::{
     FacetCount, FacetFilter, Facets, Hit, MAX_FACET_VALUES, MAX_LIMIT, MAX_OFFSET, SearchRequest,
     SearchResults, SnippetPart, SortOrder,
 };
-pub use search_index::{DocsById, IndexStats, SearchIndex};
+pub use search_index::{DocsById, IdSet, IndexStats, SearchIndex};
 pub use writer::{IndexWriter, MIN_WRITER_HEAP_BYTES, SweepOutcome};

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, TantivyError, T
 use tracing::{info, warn};
 
 use crate::directory::IndexDirectory;
+use crate::docs_cache::{DOCS_CACHE_LIMIT, DocsCache};
 use crate::schema::{self, FACET_SOURCE, FACETS_FIELD, Fields};
 use crate::search::{self, QueryBuilder, acl_filter};
 use crate::{IndexError, Principals, SearchRequest, SearchResults, StoredDoc, analysis, collect};
@@ -43,6 +44,9 @@ pub(crate) struct Inner {
     /// Whether an [`crate::IndexWriter`] of this handle is alive. tantivy's lock file also
     /// refuses a second writer, this makes the refusal immediate and explicit in-process.
     pub writer_alive: AtomicBool,
+    /// Sources' document maps, handed out again while the segments they were read from are
+    /// the ones the reader shows.
+    pub docs_cache: Mutex<DocsCache>,
 }
 
 /// Figures for the admin console. Not permission-trimmed: admins only.
@@ -91,6 +95,10 @@ impl CommitPayload {
 /// non-cryptographic hash: the ids come from the index, not from users, and an unchanged
 /// re-sync looks each one up once or twice.
 pub type DocsById = rustc_hash::FxHashMap<String, Option<String>>;
+
+/// A set of external ids, with the same fast hash: the ids a sync has seen, one insert per
+/// document.
+pub type IdSet = rustc_hash::FxHashSet<String>;
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating the directory and an empty index if missing.
@@ -141,6 +149,7 @@ impl SearchIndex {
                 fields,
                 queries,
                 writer_alive: AtomicBool::new(false),
+                docs_cache: Mutex::new(DocsCache::new(DOCS_CACHE_LIMIT)),
             }),
         })
     }
@@ -264,9 +273,23 @@ impl SearchIndex {
     }
 
     /// External id → fingerprint (if it has one) of every document of a source, as of the
-    /// last commit: what [`SearchIndex::source_state`] gives, in one map.
-    pub fn source_docs_by_id(&self, source: &str) -> Result<DocsById, IndexError> {
-        Ok(self.source_docs(source, true)?.into_iter().collect())
+    /// last commit: what [`SearchIndex::source_state`] gives, in one map. The same map is
+    /// handed out again until a commit changes the index (see `docs_cache`).
+    pub fn source_docs_by_id(&self, source: &str) -> Result<Arc<DocsById>, IndexError> {
+        let searcher = self.inner.reader.searcher();
+        let segments = searcher.generation().segments();
+        if let Some(docs) = self.inner.docs_cache().get(source, segments) {
+            return Ok(docs);
+        }
+        let docs: Arc<DocsById> = Arc::new(
+            collect::ids_and_fingerprints(&searcher, &self.inner.source_query(source), true)?
+                .into_iter()
+                .collect(),
+        );
+        self.inner
+            .docs_cache()
+            .put(source, segments.clone(), Arc::clone(&docs));
+        Ok(docs)
     }
 
     /// Figures for the admin console.
@@ -320,11 +343,27 @@ impl Inner {
         source: &str,
         with_fingerprints: bool,
     ) -> Result<Vec<(String, Option<String>)>, IndexError> {
-        let query = TermQuery::new(
+        collect::ids_and_fingerprints(
+            &self.reader.searcher(),
+            &self.source_query(source),
+            with_fingerprints,
+        )
+    }
+
+    /// Every document of a source.
+    fn source_query(&self, source: &str) -> TermQuery {
+        TermQuery::new(
             Term::from_field_text(self.fields.source, source),
             IndexRecordOption::Basic,
-        );
-        collect::ids_and_fingerprints(&self.reader.searcher(), &query, with_fingerprints)
+        )
+    }
+
+    /// The document maps' cache. It is consistent after every call, so a panic elsewhere
+    /// while it was held leaves nothing to repair.
+    pub(crate) fn docs_cache(&self) -> MutexGuard<'_, DocsCache> {
+        self.docs_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

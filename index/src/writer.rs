@@ -1,6 +1,7 @@
 //! The single writer: upserts, deletes, mark-and-sweep, and commits carrying the cursors.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -130,10 +131,10 @@ impl IndexWriter {
     ///
     /// A source that suddenly lists nothing is broken, not empty; the guard keeps its
     /// documents searchable until someone looks.
-    pub fn sweep(
+    pub fn sweep<S: BuildHasher>(
         &mut self,
         source: &str,
-        seen: &HashSet<String>,
+        seen: &HashSet<String, S>,
         max_share: f64,
     ) -> Result<SweepOutcome, IndexError> {
         // The reader shows exactly the last commit: pending changes are not counted.
@@ -199,6 +200,10 @@ impl IndexWriter {
         prepared.set_payload(&payload);
         let opstamp = prepared.commit()?;
         inner.reader.reload()?;
+        // Maps read from the segments before this commit can never be handed out again.
+        inner
+            .docs_cache()
+            .retain_current(inner.reader.searcher().generation().segments());
         debug!(
             opstamp,
             cursor_source = cursor.map(|(source, _)| source),

@@ -929,7 +929,7 @@ impl<'a> Emitter<'a> {
             self.unchanged(doc.external_id).await
         } else {
             self.upserted += 1;
-            self.ctx.sink.send(Change::Upsert(doc)).await
+            self.ctx.sink.send(Change::Upsert(Box::new(doc))).await
         }
     }
 

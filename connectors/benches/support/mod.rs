@@ -163,6 +163,7 @@ pub async fn measure(
                 }
             }
             Change::Unchanged { .. } => m.unchanged += 1,
+            Change::UnchangedMany { external_ids } => m.unchanged += external_ids.len(),
             Change::Delete { external_id } => {
                 m.deleted += 1;
                 known.remove(&external_id);

@@ -364,7 +364,7 @@ impl Inner {
             Some(previous) if !full && previous.hash == state.hash => Change::Unchanged {
                 external_id: id.to_string(),
             },
-            _ => Change::Upsert(doc),
+            _ => Change::Upsert(Box::new(doc)),
         };
         Outcome::Document {
             id,

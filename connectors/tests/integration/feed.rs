@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use samle_connectors::{Change, ConnectorError, ConnectorParams, Document, build};
+use samle_connectors::{Change, ConnectorError, ConnectorParams, build};
 
-use crate::common::{fingerprints, fixture, run, run_known, run_with};
+use crate::common::{fingerprints, fixture, run, run_known, run_with, upserts};
 use crate::http::serve;
 
 fn utc(s: &str) -> DateTime<Utc> {
@@ -47,16 +47,6 @@ async fn feed_server(body: Vec<u8>, content_type: &'static str) -> (SocketAddr, 
         )
         .with_state(Arc::clone(&hits));
     (serve(router).await, hits)
-}
-
-fn upserts(changes: &[Change]) -> HashMap<String, Document> {
-    changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Upsert(doc) => Some((doc.external_id.clone(), doc.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn cursor_of(changes: &[Change]) -> String {

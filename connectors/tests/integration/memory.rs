@@ -8,12 +8,12 @@ use crate::common::{run, run_with};
 
 fn changes() -> Vec<Change> {
     vec![
-        Change::Upsert(Document {
+        Change::Upsert(Box::new(Document {
             external_id: "a".to_owned(),
             title: "A".to_owned(),
             acl: vec!["public".to_owned()],
             ..Document::default()
-        }),
+        })),
         Change::Checkpoint {
             cursor: "1".to_owned(),
         },

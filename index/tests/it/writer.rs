@@ -351,6 +351,68 @@ fn stats_and_fingerprints() {
 }
 
 #[test]
+fn a_sources_documents_are_read_again_only_after_the_index_changed() {
+    let f = Fixture::new();
+    let mut w = f.index.writer(0).unwrap();
+    for id in ["a", "b"] {
+        w.upsert(in_source("wiki", id)).unwrap();
+    }
+    w.upsert(in_source("blog", "x")).unwrap();
+    w.commit(None).unwrap();
+    let expect = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(id, fp)| (id.to_string(), Some(fp.to_string())))
+            .collect::<samle_index::DocsById>()
+    };
+
+    let first = f.index.source_docs_by_id("wiki").unwrap();
+    assert_eq!(*first, expect(&[("a", "fp-a"), ("b", "fp-b")]));
+    // Nothing committed since: the same map, not a new reading.
+    let again = f.index.source_docs_by_id("wiki").unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    // A commit of nothing, with only a cursor, leaves the documents as they were.
+    w.commit(Some(("wiki", "c1"))).unwrap();
+    assert!(Arc::ptr_eq(
+        &first,
+        &f.index.source_docs_by_id("wiki").unwrap()
+    ));
+
+    // Uncommitted changes are not seen, as in any reading of the index.
+    w.upsert(IndexDoc {
+        fingerprint: Some("new".into()),
+        ..in_source("wiki", "a")
+    })
+    .unwrap();
+    assert!(Arc::ptr_eq(
+        &first,
+        &f.index.source_docs_by_id("wiki").unwrap()
+    ));
+    w.commit(None).unwrap();
+    let changed = f.index.source_docs_by_id("wiki").unwrap();
+    assert_eq!(*changed, expect(&[("a", "new"), ("b", "fp-b")]));
+
+    // Another source's commit changes the segments: read again, and still right.
+    w.upsert(in_source("blog", "y")).unwrap();
+    w.commit(None).unwrap();
+    let after_blog = f.index.source_docs_by_id("wiki").unwrap();
+    assert!(!Arc::ptr_eq(&changed, &after_blog));
+    assert_eq!(*after_blog, *changed);
+
+    // A delete alone moves the segment's delete opstamp.
+    w.delete("wiki", "b").unwrap();
+    w.commit(None).unwrap();
+    assert_eq!(
+        *f.index.source_docs_by_id("wiki").unwrap(),
+        expect(&[("a", "new")])
+    );
+    assert_eq!(
+        *f.index.source_docs_by_id("blog").unwrap(),
+        expect(&[("x", "fp-x"), ("y", "fp-y")])
+    );
+}
+
+#[test]
 fn searches_run_while_the_writer_commits() {
     let f = Fixture::with((0..50).map(|i| doc(&format!("seed{i}"), "Seed", "fælles")));
     let stop = Arc::new(AtomicBool::new(false));

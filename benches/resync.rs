@@ -29,7 +29,8 @@
 //!
 //! It prints figures, with the load average at the start and end of each kind, and asserts
 //! nothing about timings. `RESYNC_KINDS=feed,website` runs some kinds only (`file-share`,
-//! `feed`, `website`, `wordpress`, `mediawiki`). Under
+//! `feed`, `website`, `wordpress`, `mediawiki`); `RESYNC_WALK_THREADS=N` sets the file
+//! share's `walk_threads`. Under
 //! `valgrind --tool=callgrind --instr-atstart=no`, `RESYNC_CALLGRIND=1` switches the
 //! instrumentation on for the unchanged re-syncs only (`callgrind_control -i on|off`), so
 //! that the profile holds what they cost and nothing of the set-up or the full sync.
@@ -138,8 +139,11 @@ async fn file_share(n: usize) -> Fixture {
         kind: "file-share",
         title: "file share (Markdown)",
         table: format!(
-            "root = {:?}\ndefault_access = [\"authenticated\"]\n",
-            root.to_str().unwrap()
+            "root = {:?}\ndefault_access = [\"authenticated\"]\n{}",
+            root.to_str().unwrap(),
+            std::env::var("RESYNC_WALK_THREADS")
+                .map(|n| format!("walk_threads = {n}\n"))
+                .unwrap_or_default()
         ),
         counter: None,
         share_bytes: Some(bytes),
@@ -371,6 +375,17 @@ async fn measure(fixture: Fixture, n: usize) -> Row {
         resyncs.push(resync);
     }
     callgrind("off");
+    // In run order: the first reads the source's documents from the index, the others are
+    // handed the map it read (nothing was committed in between).
+    let each: Vec<String> = resyncs
+        .iter()
+        .map(|r| format!("{:.1}", r.elapsed.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "{}: unchanged re-syncs in run order, ms: {}",
+        fixture.kind,
+        each.join(", ")
+    );
     resyncs.sort_by_key(|r| r.elapsed);
     let resync = resyncs.swap_remove(resyncs.len() / 2);
     let stats = index.stats().unwrap();

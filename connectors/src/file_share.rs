@@ -17,17 +17,21 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
+#[cfg(not(unix))]
+use std::time::UNIX_EPOCH;
 
 use chrono::{DateTime, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rayon::iter::{IndexedParallelIterator, ParallelDrainRange, ParallelIterator};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
@@ -90,6 +94,11 @@ pub struct FileShareParams {
     /// items: lowercase ASCII letters, digits and `-`. Default `"file"`.
     #[serde(default)]
     pub kind: Option<String>,
+    /// How many threads read files' metadata and extract them, 1 to 64. Default: one per
+    /// processor, at most 8. On a network mount, where reading a file's metadata is a round
+    /// trip to the server, more threads than processors walk faster.
+    #[serde(default)]
+    pub walk_threads: Option<usize>,
 }
 
 /// One access rule: files matching `path` get `principals`.
@@ -119,10 +128,27 @@ struct Inner {
     url_prefix: Option<String>,
     language: Option<String>,
     kind: String,
+    walk_threads: usize,
 }
 
-/// Unchanged files sent to the sink together (see `FileShare::run`).
-const UNCHANGED_BATCH: usize = 64;
+/// The most `walk_threads` may be.
+const MAX_WALK_THREADS: usize = 64;
+
+/// Files handed out by the listing together: their metadata reads, comparisons and
+/// extractions are shared among the walk's threads, and their changes sent together. The
+/// threads wait for each other at the end of every chunk, so fewer, longer chunks waste less.
+const CHUNK: usize = 256;
+
+/// Chunks listed ahead of the walk's threads.
+const LISTED_CHUNKS: usize = 2;
+
+/// Files read together per walk thread: small batches, so that the index writer gets the
+/// first documents while the next are extracted.
+const READS_PER_THREAD: usize = 8;
+
+/// The most folders a chunk's files may come from: each one's listing stays open (a file
+/// descriptor) until the chunk's metadata has been read.
+const CHUNK_FOLDERS: usize = 32;
 
 /// Files the walk lists while the index's fingerprints are still being read.
 const LIST_AHEAD: usize = 4096;
@@ -191,6 +217,16 @@ impl FileShare {
             Some(kind) => params::document_kind(kind, "file-share", "news")?,
         };
 
+        let walk_threads = match params.walk_threads {
+            None => std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            Some(n) if (1..=MAX_WALK_THREADS).contains(&n) => n,
+            Some(n) => {
+                return Err(ConnectorError::Config(format!(
+                    "file-share walk_threads must be between 1 and {MAX_WALK_THREADS}, not {n}"
+                )));
+            }
+        };
+
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -204,6 +240,7 @@ impl FileShare {
                 url_prefix,
                 language,
                 kind,
+                walk_threads,
             }),
         })
     }
@@ -228,82 +265,108 @@ impl Connector for FileShare {
         let known = Arc::clone(&ctx.known);
         let sink = ctx.sink.clone();
         let source_id = ctx.source_id.clone();
+        let pool = self.inner.pool()?;
         // Whether the fingerprints have been read (`LOADING`, `LOADED`, `FAILED`).
         let loading = Arc::new(AtomicU8::new(LOADING));
         let loaded = Arc::clone(&loading);
-        // Walking, reading and extracting are blocking file-system and CPU work: one thread
-        // does them in order, file by file, and hands each change to the async side through
-        // the sink's bounded channel. A thread hop per file would cost more than reading a
-        // small file; it stops as soon as the receiver hangs up. Unchanged files, which cost
-        // a `stat` each, go in small batches: one at a time, the receiver would be woken (a
-        // futex call and a context switch) for every file it then handles in a microsecond.
-        // Every file is compared with its fingerprint, but the walk starts while they are
-        // read from the index: it lists up to `LIST_AHEAD` files meanwhile.
+        // Walking, reading and extracting are blocking file-system and CPU work, done on the
+        // run's own threads. One lists the folders in name order and hands the files out in
+        // chunks, a few chunks ahead; the walk threads (`walk_threads`) share each chunk's
+        // metadata reads, comparisons, reads and extractions, and its changes come back in
+        // order. They go to the async side through the sink's bounded channel, unchanged
+        // files many to a message, so that the engine is woken once for many; the walk stops
+        // as soon as the receiver hangs up. Every file is compared with its fingerprint, but
+        // the walk starts while they are read from the index: it lists up to `LIST_AHEAD`
+        // files meanwhile.
         let walk = tokio::task::spawn_blocking(move || {
-            let mut counts = Counts::default();
-            let mut cancelled = false;
-            let mut settings = SettingsCache::default();
-            let mut batch = Vec::with_capacity(UNCHANGED_BATCH);
-            let mut ahead = VecDeque::new();
-            let flush = |batch: &mut Vec<Change>| {
-                for change in batch.drain(..) {
-                    sink.blocking_send(change)?;
-                }
-                Ok::<(), ConnectorError>(())
-            };
-            let mut handle = |found: Found, batch: &mut Vec<Change>| {
-                let change = inner.process(found, known.as_ref(), &mut settings);
-                counts.record(&change, &source_id);
-                let unchanged = matches!(change, Change::Unchanged { .. });
-                batch.push(change);
-                if (unchanged && batch.len() < UNCHANGED_BATCH) || flush(batch).is_ok() {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
-            };
-            // Waits (on this blocking thread) until the fingerprints are read; false if they
-            // cannot be.
-            let ready = || loop {
-                match loaded.load(Ordering::Acquire) {
-                    LOADING => std::thread::sleep(std::time::Duration::from_micros(200)),
-                    state => return state == LOADED,
-                }
-            };
-            let walked = inner.open_root().and_then(|root| {
-                inner.walk(&root, |found| {
-                    if loaded.load(Ordering::Acquire) == LOADING && ahead.len() < LIST_AHEAD {
-                        ahead.push_back(found);
-                        return ControlFlow::Continue(());
+            let (chunks, listed) = std::sync::mpsc::sync_channel::<Vec<Pending>>(LISTED_CHUNKS);
+            let inner = &*inner;
+            let consume = |listed: std::sync::mpsc::Receiver<Vec<Pending>>| {
+                let mut counts = Counts::default();
+                let mut cancelled = false;
+                let mut settings = SettingsCache::default();
+                let mut ahead: VecDeque<Vec<Found>> = VecDeque::new();
+                let mut listed_ahead = 0;
+                let mut send = |changes: Vec<Change>| {
+                    for change in &changes {
+                        counts.record(change, &source_id);
+                    }
+                    match sink.blocking_send_all(changes) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                };
+                // Waits (on this thread) until the fingerprints are read; false if they
+                // cannot be.
+                let ready = || loop {
+                    match loaded.load(Ordering::Acquire) {
+                        LOADING => std::thread::sleep(std::time::Duration::from_micros(200)),
+                        state => return state == LOADED,
+                    }
+                };
+                let mut process =
+                    |chunk: Vec<Pending>, send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>| {
+                        inner.process_chunk(chunk, known.as_ref(), &mut settings, send)
+                    };
+                'chunks: for mut chunk in listed {
+                    if loaded.load(Ordering::Acquire) == LOADING && listed_ahead < LIST_AHEAD {
+                        // Read the metadata now: the listing's open folders are not kept.
+                        listed_ahead += chunk.len();
+                        ahead.push_back(chunk.par_drain(..).map(Pending::stat).collect());
+                        continue;
                     }
                     if !ready() {
-                        return ControlFlow::Break(());
+                        break;
                     }
                     while let Some(earlier) = ahead.pop_front() {
-                        if handle(earlier, &mut batch).is_break() {
+                        let found = earlier.into_iter().map(Pending::Settled).collect();
+                        if process(found, &mut send).is_break() {
                             cancelled = true;
-                            return ControlFlow::Break(());
+                            break 'chunks;
                         }
                     }
-                    let flow = handle(found, &mut batch);
-                    cancelled = flow.is_break();
-                    flow
-                })
-            });
-            if !cancelled && ready() {
-                // What was listed ahead and not handled yet (a share smaller than the
-                // look-ahead, listed before the fingerprints were read).
-                while let Some(earlier) = ahead.pop_front() {
-                    if handle(earlier, &mut batch).is_break() {
+                    if process(chunk, &mut send).is_break() {
                         cancelled = true;
                         break;
                     }
                 }
-                if !cancelled && flush(&mut batch).is_err() {
-                    cancelled = true;
+                if !cancelled && ready() {
+                    // What was listed ahead and not handled yet (a share smaller than the
+                    // look-ahead, listed before the fingerprints were read).
+                    while let Some(earlier) = ahead.pop_front() {
+                        let found = earlier.into_iter().map(Pending::Settled).collect();
+                        if process(found, &mut send).is_break() {
+                            cancelled = true;
+                            break;
+                        }
+                    }
                 }
-            }
-            (walked, counts, cancelled)
+                (counts, cancelled)
+            };
+            std::thread::scope(|scope| {
+                let lister = std::thread::Builder::new()
+                    .name("file-share-list".to_owned())
+                    .spawn_scoped(scope, move || {
+                        let root = inner.open_root()?;
+                        // Stops when the walk's threads hang up (`chunks` is closed).
+                        inner.walk(&root, |chunk| match chunks.send(chunk) {
+                            Ok(()) => ControlFlow::Continue(()),
+                            Err(_) => ControlFlow::Break(()),
+                        })
+                    })
+                    .map_err(|e| {
+                        ConnectorError::Internal(format!("cannot start the listing thread: {e}"))
+                    })?;
+                // Returning drops `listed`, which stops the listing if it is not done.
+                let (counts, cancelled) = pool.install(|| consume(listed));
+                let walked = lister.join().map_err(|panic| {
+                    ConnectorError::Internal(format!(
+                        "the listing crashed: {}",
+                        panic_message(&panic)
+                    ))
+                })?;
+                Ok::<_, ConnectorError>((walked, counts, cancelled))
+            })
         });
         if let Err(e) = ctx.known.load().await {
             loading.store(FAILED, Ordering::Release);
@@ -313,7 +376,7 @@ impl Connector for FileShare {
         loading.store(LOADED, Ordering::Release);
         let (walked, counts, cancelled) = walk
             .await
-            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))?;
+            .map_err(|e| ConnectorError::Internal(format!("walk task failed: {e}")))??;
         if cancelled {
             return Err(ConnectorError::Cancelled);
         }
@@ -344,48 +407,141 @@ impl Connector for FileShare {
 }
 
 impl Inner {
-    /// Turns one walked file into a change: `Unchanged` from metadata alone when possible,
-    /// otherwise read, hash and (if the content changed) extract. Blocking.
-    fn process(&self, found: Found, known: &dyn KnownDocs, cache: &mut SettingsCache) -> Change {
-        let (id, path, format, stat) = match found {
+    /// The threads that read, compare and extract a run's files: each run starts its own and
+    /// ends them after.
+    fn pool(&self) -> Result<rayon::ThreadPool, ConnectorError> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.walk_threads)
+            .thread_name(|i| format!("file-share-{i}"))
+            .build()
+            .map_err(|e| ConnectorError::Internal(format!("cannot start the walk's threads: {e}")))
+    }
+
+    /// Turns a chunk of listed files into their changes and hands them to `send` in the
+    /// chunk's order. The settings digests come from this thread's cache. Every file's
+    /// metadata is read and compared on the walk's threads at once; the files that must be
+    /// read then go `read_batch` at a time, each batch's changes sent as soon as it is done,
+    /// so that extraction and indexing overlap rather than take turns.
+    fn process_chunk(
+        &self,
+        mut chunk: Vec<Pending>,
+        known: &dyn KnownDocs,
+        cache: &mut SettingsCache,
+        send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let settings: Vec<Option<Arc<str>>> = chunk
+            .iter()
+            .map(|pending| pending.file_id().and_then(|id| self.settings(id, cache)))
+            .collect();
+        let compared: Vec<Compared> = chunk
+            .par_drain(..)
+            .zip(settings)
+            .map(|(pending, settings)| self.compare(pending.stat(), settings.as_deref(), known))
+            .collect();
+        let read_batch = self.walk_threads * READS_PER_THREAD;
+        let mut changes = Vec::with_capacity(compared.len());
+        let mut reads = Vec::with_capacity(read_batch);
+        for compared in compared {
+            match compared {
+                Compared::Settled(change) => {
+                    if !reads.is_empty() {
+                        self.read_all(&mut reads, &mut changes);
+                        send(std::mem::take(&mut changes))?;
+                    }
+                    changes.push(change);
+                }
+                Compared::Read(read) => {
+                    reads.push(*read);
+                    if reads.len() == read_batch {
+                        self.read_all(&mut reads, &mut changes);
+                        send(std::mem::take(&mut changes))?;
+                    }
+                }
+            }
+        }
+        self.read_all(&mut reads, &mut changes);
+        if changes.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        send(changes)
+    }
+
+    /// Decides what one walked file needs: `Unchanged` from metadata alone when possible,
+    /// otherwise a read. `settings` is the file's settings digest when it has been worked out
+    /// already.
+    fn compare(&self, found: Found, settings: Option<&str>, known: &dyn KnownDocs) -> Compared {
+        let (id, at, format, stat) = match found {
             Found::Failed { id, error } => {
-                return Change::Failed {
+                return Compared::Settled(Change::Failed {
                     external_id: id,
                     error,
-                };
+                });
             }
             Found::File {
                 id,
-                path,
+                at,
                 format,
                 stat,
-            } => (id, path, format, stat),
+            } => (id, at, format, stat),
         };
         // An unchanged file needs only its settings digest, which most files share with
         // their folder: the access list, URL and tags are built only for files to be read.
-        let settings = self.settings(&id, cache);
+        let own;
+        let settings = match settings {
+            Some(settings) => settings,
+            None => {
+                own = self.derive(&id).settings;
+                own.as_str()
+            }
+        };
         let known = known.fingerprint(&id);
         let known = known.as_deref().and_then(Fingerprint::parse);
-        let known = known.filter(|k| k.settings == settings.as_ref());
+        let known = known.filter(|k| k.settings == settings);
         if known.as_ref().is_some_and(|k| k.stat_matches(&stat)) {
-            return Change::Unchanged { external_id: id };
+            return Compared::Settled(Change::Unchanged { external_id: id });
         }
-        let derived = self.derive(&id);
-        if stat.len() > self.limits.max_file_bytes {
+        if stat.len > self.limits.max_file_bytes {
             let error = ExtractError::TooLarge {
-                size: stat.len(),
+                size: stat.len,
                 limit: self.limits.max_file_bytes,
             };
-            return Change::Failed {
+            return Compared::Settled(Change::Failed {
                 external_id: id,
                 error: error.to_string(),
-            };
+            });
         }
+        Compared::Read(Box::new(ToRead {
+            derived: self.derive(&id),
+            known_hash: known.map(|k| k.content.to_owned()),
+            id,
+            at,
+            format,
+            stat,
+        }))
+    }
 
-        let known_hash = known.map(|k| k.content.to_owned());
+    /// Reads the files of `reads` on the walk's threads and appends their changes in order.
+    fn read_all(&self, reads: &mut Vec<ToRead>, changes: &mut Vec<Change>) {
+        if reads.is_empty() {
+            return;
+        }
+        let read: Vec<Change> = reads.par_drain(..).map(|read| self.read(read)).collect();
+        changes.extend(read);
+    }
+
+    /// Reads, hashes and (if the content changed) extracts one file. Blocking.
+    fn read(&self, read: ToRead) -> Change {
+        let ToRead {
+            id,
+            at,
+            format,
+            stat,
+            known_hash,
+            derived,
+        } = read;
         // An extractor that panics on a hostile file fails that file, not the run.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.read_and_extract(&id, &path, format, &stat, known_hash, derived)
+            self.read_and_extract(&id, &at.path(), format, &stat, known_hash, derived)
         }));
         match outcome {
             Ok(Ok(Some(document))) => Change::Upsert(Box::new(document)),
@@ -402,6 +558,25 @@ impl Inner {
     }
 }
 
+/// What comparing a file with its fingerprint decided. A file to read is boxed: most files
+/// of a re-sync are settled, and are moved at a settled change's size.
+enum Compared {
+    Settled(Change),
+    Read(Box<ToRead>),
+}
+
+/// A file to read: its size or modification time differs from its fingerprint's, or it has
+/// none.
+struct ToRead {
+    id: String,
+    at: Location,
+    format: Format,
+    stat: Stat,
+    /// The content hash of the indexed version, if the file has one with the same settings.
+    known_hash: Option<String>,
+    derived: Derived,
+}
+
 /// The message of a caught panic, when it has one.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     panic
@@ -413,16 +588,175 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 
 /// What the walk found.
 enum Found {
-    /// A selected file to process; `path` is where to read it (the canonical target of a link).
+    /// A selected file to process.
     File {
         id: String,
-        path: PathBuf,
+        at: Location,
         format: Format,
-        stat: Metadata,
+        stat: Stat,
     },
     /// A selected entry that cannot be processed (a link out of the root, a broken link, a name
-    /// that is not UTF-8).
+    /// that is not UTF-8, metadata that cannot be read).
     Failed { id: String, error: String },
+}
+
+/// Where to read a file from.
+enum Location {
+    /// An entry of a listed folder.
+    Entry { folder: Arc<Path>, name: OsString },
+    /// The canonical target of a link.
+    Target(PathBuf),
+}
+
+impl Location {
+    fn path(&self) -> PathBuf {
+        match self {
+            Location::Entry { folder, name } => folder.join(name),
+            Location::Target(path) => path.clone(),
+        }
+    }
+}
+
+/// A selected entry as the listing hands it out: a file whose metadata is still to be read
+/// (relative to its open folder), or one already settled (a link, a failure).
+enum Pending {
+    Entry {
+        id: String,
+        entry: fs::DirEntry,
+        folder: Arc<Path>,
+        name: OsString,
+        format: Format,
+    },
+    Settled(Found),
+}
+
+impl Pending {
+    /// The id of a file that can be processed (`None` for a failure).
+    fn file_id(&self) -> Option<&str> {
+        match self {
+            Pending::Entry { id, .. } | Pending::Settled(Found::File { id, .. }) => Some(id),
+            Pending::Settled(Found::Failed { .. }) => None,
+        }
+    }
+
+    /// Reads the entry's metadata. It is not a link (those are settled when listed), so
+    /// this is the file's own metadata.
+    fn stat(self) -> Found {
+        match self {
+            Pending::Settled(found) => found,
+            Pending::Entry {
+                id,
+                entry,
+                folder,
+                name,
+                format,
+            } => match entry.metadata() {
+                Ok(stat) => Found::File {
+                    id,
+                    at: Location::Entry { folder, name },
+                    format,
+                    stat: Stat::of(&stat),
+                },
+                Err(error) => Found::Failed {
+                    id,
+                    error: format!("cannot read file metadata: {error}"),
+                },
+            },
+        }
+    }
+}
+
+/// What the connector compares and checks of a file's metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    len: u64,
+    /// The modification time in nanoseconds from the epoch (negative before it).
+    mtime_ns: i128,
+    /// The device and inode (Unix; zero elsewhere), so that the file read is the file walked.
+    inode: (u64, u64),
+}
+
+impl Stat {
+    #[cfg(unix)]
+    fn of(metadata: &Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            len: metadata.len(),
+            // What `Metadata::modified` is made of, without building a `SystemTime`.
+            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
+                + i128::from(metadata.mtime_nsec()),
+            inode: (metadata.dev(), metadata.ino()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(metadata: &Metadata) -> Stat {
+        let nanos = |d: std::time::Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        let mtime_ns = match metadata.modified().map(|m| m.duration_since(UNIX_EPOCH)) {
+            Ok(Ok(after)) => nanos(after),
+            Ok(Err(before)) => -nanos(before.duration()),
+            Err(_) => 0,
+        };
+        Stat {
+            len: metadata.len(),
+            mtime_ns,
+            inode: (0, 0),
+        }
+    }
+}
+
+/// What a walk carries from folder to folder.
+struct Walk<'w> {
+    /// The canonical root.
+    root: &'w Path,
+    report: &'w mut WalkReport,
+    /// Files listed and not yet handed out, in walk order.
+    chunk: Vec<Pending>,
+    /// The folders the chunk's files come from, and the last one.
+    folders: usize,
+    last_folder: Option<Arc<Path>>,
+    found: &'w mut dyn FnMut(Vec<Pending>) -> ControlFlow<()>,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, pending: Pending) -> ControlFlow<()> {
+        if let Pending::Entry { folder, .. } = &pending
+            && !self
+                .last_folder
+                .as_ref()
+                .is_some_and(|last| Arc::ptr_eq(last, folder))
+        {
+            self.folders += 1;
+            self.last_folder = Some(Arc::clone(folder));
+        }
+        self.chunk.push(pending);
+        if self.chunk.len() >= CHUNK || self.folders >= CHUNK_FOLDERS {
+            self.flush()?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Hands out the files listed so far.
+    fn flush(&mut self) -> ControlFlow<()> {
+        if self.chunk.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        self.folders = 0;
+        self.last_folder = None;
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        (self.found)(chunk)
+    }
+}
+
+/// A folder being walked.
+struct Folder {
+    path: Arc<Path>,
+    /// The folder's path below the root with a trailing `/` (empty for the root): its files'
+    /// ids start with it.
+    prefix: String,
+    /// False when a folder name on the way is not UTF-8 (the prefix is then shown lossily and
+    /// its files cannot have ids).
+    utf8: bool,
 }
 
 /// Counts from one walk, for `check` notes and the end-of-run log.
@@ -476,11 +810,13 @@ impl Inner {
     }
 
     /// Walks the canonical `root`, handing every selected file to `found` in file-name order,
-    /// each folder's files where the folder's name sorts.
+    /// each folder's files where the folder's name sorts, in chunks of at most `CHUNK` files
+    /// from at most `CHUNK_FOLDERS` folders. It only lists: the files' metadata is read by
+    /// whoever takes the chunk.
     fn walk(
         &self,
         root: &Path,
-        mut found: impl FnMut(Found) -> ControlFlow<()>,
+        mut found: impl FnMut(Vec<Pending>) -> ControlFlow<()>,
     ) -> Result<WalkReport, ConnectorError> {
         let mut report = WalkReport {
             include_hits: vec![0; self.include_patterns.len()],
@@ -491,148 +827,165 @@ impl Inner {
             path: self.root.clone(),
             source,
         })?;
-        let _ = self.walk_folder(root, root, listing, &mut report, &mut found);
+        let top = Folder {
+            path: Arc::from(root),
+            prefix: String::new(),
+            utf8: true,
+        };
+        let mut walk = Walk {
+            root,
+            report: &mut report,
+            chunk: Vec::with_capacity(CHUNK),
+            folders: 0,
+            last_folder: None,
+            found: &mut found,
+        };
+        if self.walk_folder(&top, listing, &mut walk).is_continue() {
+            let _ = walk.flush();
+        }
         Ok(report)
     }
 
     /// Lists one folder and goes through its entries in name order (names compared as bytes),
-    /// descending into each subfolder where it comes. The standard library's directory
-    /// entries read their metadata relative to the open folder (`statx` on its descriptor),
-    /// where a walk that `lstat`s every file by its full path makes the kernel resolve the
-    /// whole path again for each one.
+    /// descending into each subfolder where it comes. Each file's metadata is read later,
+    /// relative to its open folder (`statx` on the folder's descriptor), by whichever of the
+    /// walk's threads gets it: a walk that `lstat`s every file by its full path makes the
+    /// kernel resolve the whole path again for each one.
     fn walk_folder(
         &self,
-        root: &Path,
-        folder: &Path,
+        folder: &Folder,
         listing: fs::ReadDir,
-        report: &mut WalkReport,
-        found: &mut dyn FnMut(Found) -> ControlFlow<()>,
+        walk: &mut Walk<'_>,
     ) -> ControlFlow<()> {
         let mut entries = Vec::new();
         for entry in listing {
             match entry {
                 Ok(entry) => entries.push((entry.file_name(), entry)),
-                Err(error) => self.unlisted(root, folder, &error, report),
+                Err(error) => self.unlisted(&folder.prefix, &error, walk.report),
             }
         }
         entries.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
         for (name, entry) in entries {
-            let path = entry.path();
-            let Some(relative) = relative_to(root, &path) else {
-                continue;
+            // Borrowed when the name is UTF-8.
+            let shown = match name.to_str() {
+                Some(text) => Cow::Borrowed(text),
+                None => Cow::Owned(name.to_string_lossy().into_owned()),
             };
-            let name = name.to_string_lossy();
-            let hidden = name.starts_with('.') || name.starts_with("~$");
+            let utf8 = folder.utf8 && matches!(shown, Cow::Borrowed(_));
+            let hidden = shown.starts_with('.') || shown.starts_with("~$");
+            // The entry's path below the root: its id if it is a selected file.
+            let mut id = String::with_capacity(folder.prefix.len() + shown.len());
+            id.push_str(&folder.prefix);
+            id.push_str(&shown);
             let file_type = match entry.file_type() {
                 Ok(file_type) => file_type,
                 Err(error) => {
-                    self.unlisted(root, &path, &error, report);
+                    self.unlisted(&id, &error, walk.report);
                     continue;
                 }
             };
 
             if file_type.is_dir() {
-                if hidden || self.exclude.is_match(relative) {
+                if hidden || (!self.exclude.is_empty() && self.exclude.is_match(&id)) {
                     continue;
                 }
+                let path = folder.path.join(&name);
                 match fs::read_dir(&path) {
-                    Ok(listing) => self.walk_folder(root, &path, listing, report, found)?,
-                    Err(error) => self.unlisted(root, &path, &error, report),
+                    Ok(listing) => {
+                        // The folder's files come where its name sorts: a chunk goes on
+                        // across folders in walk order.
+                        id.push('/');
+                        let sub = Folder {
+                            path: Arc::from(path),
+                            prefix: id,
+                            utf8,
+                        };
+                        self.walk_folder(&sub, listing, walk)?;
+                    }
+                    Err(error) => self.unlisted(&id, &error, walk.report),
                 }
                 continue;
             }
             if hidden {
                 continue;
             }
-            // The name alone: taking the whole relative path apart again would find the same.
-            let Some(format) = Format::from_path(Path::new(&*name)) else {
+            let Some(format) = Format::from_name(&shown) else {
                 continue;
             };
-            if !self.selects(relative, report) {
+            if !self.selects(&id, walk.report) {
                 continue;
             }
-            let Some(id) = external_id(relative) else {
-                report.failed += 1;
-                found(Found::Failed {
-                    id: relative.to_string_lossy().replace('\\', "/"),
+            drop(shown);
+            if !utf8 {
+                walk.push(Pending::Settled(Found::Failed {
+                    id,
                     error: "file name is not valid UTF-8".to_owned(),
-                })?;
+                }))?;
                 continue;
-            };
+            }
 
-            let item = if file_type.is_symlink() {
-                match resolve_link(root, &path) {
-                    Link::File { target, stat } => Found::File {
+            let pending = if file_type.is_symlink() {
+                match resolve_link(walk.root, &folder.path.join(&name)) {
+                    Link::File { target, stat } => Pending::Settled(Found::File {
                         id,
-                        path: target,
+                        at: Location::Target(target),
                         format,
-                        stat,
-                    },
+                        stat: Stat::of(&stat),
+                    }),
                     Link::NotAFile => {
                         debug!(file = %id, "link to a folder or special file not followed");
                         continue;
                     }
                     Link::Outside => {
-                        report.links_outside += 1;
+                        walk.report.links_outside += 1;
                         warn!(file = %id, "symbolic link leads outside the file-share root, not followed");
-                        Found::Failed {
+                        Pending::Settled(Found::Failed {
                             id,
                             error: "symbolic link leads outside the file-share root; not followed"
                                 .to_owned(),
-                        }
+                        })
                     }
-                    Link::Broken(error) => Found::Failed {
+                    Link::Broken(error) => Pending::Settled(Found::Failed {
                         id,
                         error: format!("broken symbolic link: {error}"),
-                    },
+                    }),
                 }
             } else if file_type.is_file() {
-                // Not a link, so this is the file's own metadata, read without following.
-                match entry.metadata() {
-                    Ok(stat) => Found::File {
-                        id,
-                        path,
-                        format,
-                        stat,
-                    },
-                    Err(error) => Found::Failed {
-                        id,
-                        error: format!("cannot read file metadata: {error}"),
-                    },
+                Pending::Entry {
+                    id,
+                    entry,
+                    folder: Arc::clone(&folder.path),
+                    name,
+                    format,
                 }
             } else {
                 // Pipes, sockets and devices: opening a pipe would block the walk forever.
                 continue;
             };
-
-            match &item {
-                Found::File { id, .. } => {
-                    report.files += 1;
-                    match self.rule_for(id) {
-                        Some(index) => report.rule_hits[index] += 1,
-                        None if self.default_access.is_empty() => report.visible_to_nobody += 1,
-                        None => {}
-                    }
+            if let Some(id) = pending.file_id() {
+                walk.report.files += 1;
+                match self.rule_for(id) {
+                    Some(index) => walk.report.rule_hits[index] += 1,
+                    None if self.default_access.is_empty() => walk.report.visible_to_nobody += 1,
+                    None => {}
                 }
-                Found::Failed { .. } => report.failed += 1,
             }
-            found(item)?;
+            walk.push(pending)?;
         }
         ControlFlow::Continue(())
     }
 
     /// Notes a folder (or an entry of one) that could not be listed: the walk is then not
     /// complete, and nothing may be deleted on its word.
-    fn unlisted(&self, root: &Path, path: &Path, error: &std::io::Error, report: &mut WalkReport) {
-        let at = relative_to(root, path)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    /// `at` is its path below the root (a folder's may end with `/`).
+    fn unlisted(&self, at: &str, error: &std::io::Error, report: &mut WalkReport) {
+        let at = at.trim_end_matches('/');
         warn!(path = %at, %error, "cannot list folder in file share");
         report.unlisted.push(format!("{at:?}: {error}"));
     }
 
     /// True when the include and exclude globs select the file; counts include hits.
-    fn selects(&self, relative: &Path, report: &mut WalkReport) -> bool {
+    fn selects(&self, relative: &str, report: &mut WalkReport) -> bool {
         // An empty set matches nothing, but would still take the path apart to find out.
         if !self.exclude.is_empty() && self.exclude.is_match(relative) {
             return false;
@@ -667,35 +1020,34 @@ impl Inner {
     /// `url_prefix` it depends only on the matching access rule and the top-level folder, so
     /// it is computed once per pair and run rather than once per file; with one, every file's
     /// URL differs and it is computed per file.
-    fn settings<'c>(&self, id: &str, cache: &'c mut SettingsCache) -> Cow<'c, str> {
+    /// `None` means per file: the caller derives it.
+    fn settings(&self, id: &str, cache: &mut SettingsCache) -> Option<Arc<str>> {
         if self.url_prefix.is_some() {
-            return Cow::Owned(self.derive(id).settings);
+            return None;
         }
         let rule = self.rule_for(id);
         // Folder names are never empty, so "" stands for the root.
         let folder = top_folder(id).unwrap_or("");
         // The walk goes folder by folder: most files have the previous file's key.
-        let last_matches = cache
-            .last
-            .as_ref()
-            .is_some_and(|(r, f, _)| *r == rule && f == folder);
-        if !last_matches {
-            let by_folder = cache.digests.entry(rule).or_default();
-            let settings = match by_folder.get(folder) {
-                Some(settings) => settings.clone(),
-                None => {
-                    let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
-                    let settings = self.settings_digest(self.acl_for(rule), &tags, None);
-                    by_folder.insert(folder.to_owned(), settings.clone());
-                    settings
-                }
-            };
-            cache.last = Some((rule, folder.to_owned(), settings));
+        if let Some((r, f, settings)) = &cache.last
+            && *r == rule
+            && f == folder
+        {
+            return Some(Arc::clone(settings));
         }
-        match &cache.last {
-            Some((_, _, settings)) => Cow::Borrowed(settings.as_str()),
-            None => Cow::Owned(self.derive(id).settings),
-        }
+        let by_folder = cache.digests.entry(rule).or_default();
+        let settings = match by_folder.get(folder) {
+            Some(settings) => Arc::clone(settings),
+            None => {
+                let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
+                let settings: Arc<str> =
+                    self.settings_digest(self.acl_for(rule), &tags, None).into();
+                by_folder.insert(folder.to_owned(), Arc::clone(&settings));
+                settings
+            }
+        };
+        cache.last = Some((rule, folder.to_owned(), Arc::clone(&settings)));
+        Some(settings)
     }
 
     /// A digest of what a document gets from the configuration rather than its content.
@@ -744,7 +1096,7 @@ impl Inner {
         id: &str,
         path: &Path,
         format: Format,
-        walked: &Metadata,
+        walked: &Stat,
         known_hash: Option<String>,
         derived: Derived,
     ) -> Result<Option<Document>, String> {
@@ -757,12 +1109,8 @@ impl Inner {
             extract::extract(&bytes, format, &self.limits, None).map_err(|e| e.to_string())?;
         debug!(file = %id, format = %format, chars = extracted.text.len(), "file extracted");
 
-        let fingerprint = format!(
-            "{}:{}:{hash}:{}",
-            stat.len(),
-            mtime_ns(&stat),
-            derived.settings
-        );
+        let read = Stat::of(&stat);
+        let fingerprint = format!("{}:{}:{hash}:{}", read.len, read.mtime_ns, derived.settings);
         // What the document says about itself beats the file system: copying a file resets
         // its dates, and a news item dated in its front matter must sort by that date.
         let mtime = stat.modified().ok().map(DateTime::<Utc>::from);
@@ -858,7 +1206,7 @@ fn resolve_link(root: &Path, link: &Path) -> Link {
 /// On Unix the opened file must be the very inode the walk saw: if a file (or a folder above
 /// it) is swapped for a link between the walk and the read, the read is refused rather than
 /// followed out of the root.
-fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metadata), String> {
+fn read_file(path: &Path, walked: &Stat, max: u64) -> Result<(Vec<u8>, Metadata), String> {
     let file = File::open(path).map_err(|e| format!("cannot open file: {e}"))?;
     let stat = file
         .metadata()
@@ -869,7 +1217,7 @@ fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metad
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        if (stat.dev(), stat.ino()) != (walked.dev(), walked.ino()) {
+        if (stat.dev(), stat.ino()) != walked.inode {
             return Err("file was replaced while the share was walked; not read".to_owned());
         }
     }
@@ -890,69 +1238,19 @@ fn read_file(path: &Path, walked: &Metadata, max: u64) -> Result<(Vec<u8>, Metad
     Ok((bytes, stat))
 }
 
-/// `path` below `root`, without the separator. The walk's paths are `root` joined with the
-/// names it listed, so on Unix this cuts bytes instead of comparing components.
-#[cfg(unix)]
-fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
-    use std::os::unix::ffi::OsStrExt;
-    let root = root.as_os_str().as_bytes();
-    let rest = path.as_os_str().as_bytes().strip_prefix(root)?;
-    // A root of `/` ends with its separator; any other is followed by one.
-    let rest = if root.ends_with(b"/") {
-        rest
-    } else {
-        rest.strip_prefix(b"/")?
-    };
-    (!rest.is_empty()).then(|| Path::new(std::ffi::OsStr::from_bytes(rest)))
-}
-
-#[cfg(not(unix))]
-fn relative_to<'p>(root: &Path, path: &'p Path) -> Option<&'p Path> {
-    path.strip_prefix(root)
-        .ok()
-        .filter(|p| !p.as_os_str().is_empty())
-}
-
-/// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
-/// components can occur (the walk yields paths below the root), but anything else is refused
-/// rather than trusted.
-#[cfg(unix)]
-fn external_id(relative: &Path) -> Option<String> {
-    // On Unix the separator is already `/`: one UTF-8 check and a scan for empty, `.` and
-    // `..` parts replace taking the path apart and joining it again.
-    let id = relative.to_str()?;
-    id.split('/')
-        .all(|part| !matches!(part, "" | "." | ".."))
-        .then(|| id.to_owned())
-}
-
-/// The relative path with `/` separators, or `None` if a component is not UTF-8. Only normal
-/// components can occur (the walk yields paths below the root), but anything else is refused
-/// rather than trusted.
-#[cfg(not(unix))]
-fn external_id(relative: &Path) -> Option<String> {
-    use std::path::Component;
-    let mut parts = Vec::new();
-    for component in relative.components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_str()?),
-            _ => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
 /// The settings digests of one run, by first matching access rule and top-level folder
 /// (`""` for files at the root), and the last one used.
 #[derive(Default)]
 struct SettingsCache {
-    digests: HashMap<Option<usize>, HashMap<String, String>>,
-    last: Option<(Option<usize>, String, String)>,
+    digests: HashMap<Option<usize>, HashMap<String, Arc<str>>>,
+    last: Option<(Option<usize>, String, Arc<str>)>,
 }
 
 /// The top-level folder of a file's id, its tag (`None` for a file at the root).
 fn top_folder(id: &str) -> Option<&str> {
-    id.split_once('/').map(|(folder, _)| folder)
+    // Asked for every file: a byte scan of the first few characters, not a `memchr` set-up.
+    let end = id.as_bytes().iter().position(|&b| b == b'/')?;
+    Some(&id[..end])
 }
 
 /// "Ferie_og-fravær 2024.pdf" → "Ferie og fravær 2024".
@@ -974,21 +1272,11 @@ fn title_from_name(id: &str) -> String {
     }
 }
 
-fn mtime_ns(stat: &Metadata) -> i128 {
-    let Ok(modified) = stat.modified() else {
-        return 0;
-    };
-    let nanos = |d: std::time::Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
-    match modified.duration_since(UNIX_EPOCH) {
-        Ok(after) => nanos(after),
-        Err(before) => -nanos(before.duration()),
-    }
-}
-
 /// A fingerprint as this connector writes it:
 /// `<size>:<mtime-ns>:<blake3 of the content>:<settings digest>`.
 struct Fingerprint<'a> {
-    stat: &'a str,
+    size: &'a str,
+    mtime: &'a str,
     content: &'a str,
     settings: &'a str,
 }
@@ -996,23 +1284,38 @@ struct Fingerprint<'a> {
 impl<'a> Fingerprint<'a> {
     /// Whether the file's size and modification time are the ones this fingerprint was made
     /// with: compared as numbers, so an unchanged file costs no formatting.
-    fn stat_matches(&self, stat: &Metadata) -> bool {
-        let Some((size, mtime)) = self.stat.split_once(':') else {
+    fn stat_matches(&self, stat: &Stat) -> bool {
+        if self.size.parse::<u64>().ok() != Some(stat.len) {
             return false;
-        };
-        size.parse::<u64>().ok() == Some(stat.len())
-            && mtime.parse::<i128>().ok() == Some(mtime_ns(stat))
+        }
+        // Nanoseconds from the epoch fit in an `i64` from 1677 to 2262, and parse faster so.
+        match i64::try_from(stat.mtime_ns) {
+            Ok(mtime_ns) => self.mtime.parse::<i64>().ok() == Some(mtime_ns),
+            Err(_) => self.mtime.parse::<i128>().ok() == Some(stat.mtime_ns),
+        }
     }
 
     fn parse(value: &'a str) -> Option<Self> {
         // Split at both ends: the content hash in the middle is long and never needs a scan.
-        let (size, rest) = value.split_once(':')?;
-        let (mtime, rest) = rest.split_once(':')?;
-        let (content, settings) = rest.rsplit_once(':')?;
+        // The parts scanned are a few characters each, too short for `memchr` to pay off.
+        let bytes = value.as_bytes();
+        let colon = |from: usize| {
+            bytes[from..]
+                .iter()
+                .position(|&b| b == b':')
+                .map(|at| from + at)
+        };
+        let size_end = colon(0)?;
+        let stat_end = colon(size_end + 1)?;
+        let content_end = bytes.iter().rposition(|&b| b == b':')?;
+        if content_end <= stat_end {
+            return None;
+        }
         Some(Self {
-            stat: &value[..size.len() + 1 + mtime.len()],
-            content,
-            settings,
+            size: &value[..size_end],
+            mtime: &value[size_end + 1..stat_end],
+            content: &value[stat_end + 1..content_end],
+            settings: &value[content_end + 1..],
         })
     }
 }
@@ -1143,11 +1446,11 @@ mod tests {
             let mut distinct = std::collections::HashSet::new();
             for id in ids {
                 let own = share.inner.derive(id).settings;
-                assert_eq!(
-                    share.inner.settings(id, &mut cache),
-                    own,
-                    "{id} with {lines:?}"
-                );
+                match share.inner.settings(id, &mut cache) {
+                    Some(cached) => assert_eq!(&*cached, own, "{id} with {lines:?}"),
+                    // Every file's URL differs: derived per file.
+                    None => assert!(lines.contains("url_prefix"), "{id} with {lines:?}"),
+                }
                 distinct.insert(own);
             }
             // Folders are tags, so files in different top-level folders never share one.
@@ -1160,46 +1463,81 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "abc").unwrap();
-        let stat = std::fs::metadata(&path).unwrap();
-        let same = format!("3:{}:hash:settings", mtime_ns(&stat));
-        assert!(Fingerprint::parse(&same).unwrap().stat_matches(&stat));
-        for other in [
-            format!("4:{}:hash:settings", mtime_ns(&stat)),
-            format!("3:{}:hash:settings", mtime_ns(&stat) + 1),
-            format!("03:{}x:hash:settings", mtime_ns(&stat)),
-            "x:y:hash:settings".to_owned(),
-        ] {
+        // Before the epoch too: nanoseconds are counted back from it.
+        let before = std::time::UNIX_EPOCH - std::time::Duration::new(1, 250_000_000);
+        for time in [std::time::SystemTime::now(), before] {
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+            let metadata = std::fs::metadata(&path).unwrap();
+            let stat = Stat::of(&metadata);
+            let expected = match metadata
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+            {
+                Ok(after) => i128::try_from(after.as_nanos()).unwrap(),
+                Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap(),
+            };
+            assert_eq!(stat.mtime_ns, expected);
+            assert_eq!(stat.len, 3);
+
+            // Past 2262 the nanoseconds leave an `i64`: compared as `i128` then.
+            let far = Stat {
+                mtime_ns: i128::from(i64::MAX) + 1,
+                ..stat
+            };
+            let fingerprint = format!("3:{}:hash:settings", far.mtime_ns);
+            assert!(Fingerprint::parse(&fingerprint).unwrap().stat_matches(&far));
             assert!(
-                !Fingerprint::parse(&other).unwrap().stat_matches(&stat),
-                "{other}"
+                !Fingerprint::parse(&fingerprint)
+                    .unwrap()
+                    .stat_matches(&stat)
             );
+
+            let same = format!("3:{}:hash:settings", stat.mtime_ns);
+            assert!(Fingerprint::parse(&same).unwrap().stat_matches(&stat));
+            for other in [
+                format!("4:{}:hash:settings", stat.mtime_ns),
+                format!("3:{}:hash:settings", stat.mtime_ns + 1),
+                format!("03:{}x:hash:settings", stat.mtime_ns),
+                "x:y:hash:settings".to_owned(),
+            ] {
+                assert!(
+                    !Fingerprint::parse(&other).unwrap().stat_matches(&stat),
+                    "{other}"
+                );
+            }
         }
     }
 
     #[test]
-    fn relative_paths_and_ids() {
-        let root = Path::new("/srv/share");
-        let rel = |p: &str| relative_to(root, Path::new(p)).map(|p| p.to_str().unwrap().to_owned());
-        assert_eq!(rel("/srv/share/HR/a.txt").as_deref(), Some("HR/a.txt"));
-        assert_eq!(rel("/srv/share"), None);
-        assert_eq!(rel("/srv/shares/a.txt"), None);
-        assert_eq!(rel("/srv/other/a.txt"), None);
-        assert_eq!(
-            relative_to(Path::new("/"), Path::new("/a/b.txt")),
-            Some(Path::new("a/b.txt"))
-        );
-        assert_eq!(
-            external_id(Path::new("HR/Løn/a.txt")).as_deref(),
-            Some("HR/Løn/a.txt")
-        );
-        for refused in ["", "a/../b", "./a", "a//b", "a/"] {
-            assert_eq!(external_id(Path::new(refused)), None, "{refused:?}");
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::ffi::OsStrExt;
-            let latin1 = std::ffi::OsStr::from_bytes(b"HR/f\xf8r.txt");
-            assert_eq!(external_id(Path::new(latin1)), None);
+    fn a_names_format_is_the_one_its_path_gives() {
+        for name in [
+            "a.txt",
+            "A.PDF",
+            "plan.Docx",
+            "x.odt",
+            "noext",
+            ".md",
+            "..md",
+            "a.",
+            "a.b.html",
+            "arkiv.tar.gz",
+            "ø.markdown",
+            "a.htm",
+            "b.xhtml",
+            "c.text",
+            "~$lås.docx",
+        ] {
+            assert_eq!(
+                Format::from_name(name),
+                Format::from_path(Path::new(name)),
+                "{name:?}"
+            );
         }
     }
 
@@ -1207,11 +1545,18 @@ mod tests {
     fn fingerprints_parse_back() {
         let parsed = Fingerprint::parse("12:-5:abc:def").unwrap();
         assert_eq!(
-            (parsed.stat, parsed.content, parsed.settings),
-            ("12:-5", "abc", "def")
+            (parsed.size, parsed.mtime, parsed.content, parsed.settings),
+            ("12", "-5", "abc", "def")
         );
         assert!(Fingerprint::parse("12:5:abc").is_none());
+        assert!(Fingerprint::parse("12:5").is_none());
+        assert!(
+            Fingerprint::parse(":::").is_some_and(|p| p.size.is_empty() && p.settings.is_empty())
+        );
         assert!(Fingerprint::parse("").is_none());
+        assert_eq!(top_folder("HR/Løn/a.txt"), Some("HR"));
+        assert_eq!(top_folder("Løn/a.txt"), Some("Løn"));
+        assert_eq!(top_folder("a.txt"), None);
     }
 
     #[test]

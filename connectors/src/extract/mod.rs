@@ -60,6 +60,20 @@ pub enum Format {
 impl Format {
     /// The format a file name's extension names (case-insensitive), if supported.
     pub fn from_path(path: &Path) -> Option<Format> {
+        Format::from_extension(path.extension()?.to_str()?)
+    }
+
+    /// The format a file name's extension names, if supported: `from_path` for a name
+    /// without a folder, which needs no taking apart of a path.
+    pub fn from_name(name: &str) -> Option<Format> {
+        // As `Path::extension`: none for ".name" or a name without a dot.
+        match name.as_bytes().iter().rposition(|&b| b == b'.') {
+            Some(dot) if dot > 0 => Format::from_extension(&name[dot + 1..]),
+            _ => None,
+        }
+    }
+
+    fn from_extension(ext: &str) -> Option<Format> {
         const EXTENSIONS: [(&str, Format); 10] = [
             ("html", Format::Html),
             ("htm", Format::Html),
@@ -73,7 +87,6 @@ impl Format {
             ("odt", Format::Odt),
         ];
         // Compared without lowering a copy: a file share asks this for every file it walks.
-        let ext = path.extension()?.to_str()?;
         EXTENSIONS
             .iter()
             .find(|(known, _)| known.eq_ignore_ascii_case(ext))

@@ -51,7 +51,7 @@ pub async fn run_known(
         sink: ChangeSink::new(tx),
     };
     // One change per document: the tests look at what is said about each, not at how the
-    // connector packs it (see `file_share::unchanged_files_travel_together`).
+    // connector packs it (see `file_share::unchanged_files_travel_together_in_walk_order`).
     let collect = async {
         let mut changes = Vec::new();
         while let Some(change) = rx.recv().await {

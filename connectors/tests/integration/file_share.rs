@@ -865,3 +865,141 @@ async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot()
     );
     assert!(third.is_empty(), "{third:?}");
 }
+
+/// The changes of a run as the connector sends them, batches unpacked only by the caller.
+async fn run_raw(
+    connector: &dyn samle_connectors::Connector,
+    known: HashMap<String, String>,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let ctx = samle_connectors::RunContext {
+        source_id: "test".to_owned(),
+        cursor: None,
+        full: false,
+        known: std::sync::Arc::new(known),
+        sink: samle_connectors::ChangeSink::new(tx),
+    };
+    let collect = async {
+        let mut changes = Vec::new();
+        while let Some(change) = rx.recv().await {
+            changes.push(change);
+        }
+        changes
+    };
+    tokio::join!(connector.run(ctx), collect)
+}
+
+/// A share larger than one chunk of files and spread over more folders than one chunk may
+/// hold, in the order the walk gives: each folder's files by name, where its name sorts.
+fn big_share(share: &Share) -> Vec<String> {
+    let mut expected = Vec::new();
+    for folder in 0..40 {
+        for file in 0..4 {
+            let id = format!("mappe-{folder:02}/f{file}.txt");
+            share.write(&id, format!("fil {folder} {file}"));
+            expected.push(id);
+        }
+    }
+    for file in 0..300 {
+        let id = format!("rod-{file:03}.txt");
+        share.write(&id, format!("rod {file}"));
+        expected.push(id);
+    }
+    expected
+}
+
+#[tokio::test]
+async fn unchanged_files_travel_together_in_walk_order() {
+    let share = Share::new();
+    let expected = big_share(&share);
+    let connector = share.connector("");
+    let (result, first) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    let order: Vec<&str> = first.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+
+    // Two edits, far apart: each upsert comes where its file is, between runs of unchanged
+    // files sent many to a message.
+    share.write("mappe-03/f1.txt", "ændret og længere");
+    share.write("rod-250.txt", "ændret og længere");
+    let (result, raw) = run_raw(connector.as_ref(), fingerprints(&first)).await;
+    result.unwrap();
+    assert!(
+        raw.len() < 20,
+        "{} messages for {} files",
+        raw.len(),
+        expected.len()
+    );
+    assert!(
+        raw.iter()
+            .any(|c| matches!(c, Change::UnchangedMany { .. }))
+    );
+    let singles: Vec<Change> = raw.into_iter().flat_map(Change::into_singles).collect();
+    assert_complete(&singles);
+    let order: Vec<&str> = singles.iter().filter_map(Change::external_id).collect();
+    assert_eq!(order, expected);
+    assert_eq!(ids(&singles, is_upsert), ["mappe-03/f1.txt", "rod-250.txt"]);
+    assert_eq!(ids(&singles, is_unchanged).len(), expected.len() - 2);
+}
+
+#[tokio::test]
+async fn one_walk_thread_or_many_give_the_same_changes() {
+    let share = Share::new();
+    let expected = big_share(&share);
+    share.write("ødelagt.pdf", b"%PDF-1.4\nnot a pdf");
+    let mut runs = Vec::new();
+    for threads in [1, 3] {
+        let connector = share.connector(&format!("walk_threads = {threads}"));
+        let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+        result.unwrap();
+        assert_eq!(ids(&changes, is_upsert).len(), expected.len());
+        assert_eq!(ids(&changes, is_failed), ["ødelagt.pdf"]);
+        runs.push(changes);
+    }
+    assert_eq!(runs[0], runs[1]);
+
+    for (bad, message) in [
+        ("walk_threads = 0", "between 1 and 64, not 0"),
+        ("walk_threads = 65", "between 1 and 64, not 65"),
+    ] {
+        let err = samle_connectors::build("file-share", &share.params(bad), share.base())
+            .err()
+            .unwrap();
+        assert!(err.is_config(), "{err}");
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn names_that_are_not_utf8_fail_alone() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let share = Share::new();
+    share.write("a.txt", "a");
+    share.write("z.txt", "z");
+    // Latin-1 names, as an old Samba share may have them: "før.txt" and a folder "mappe-æ".
+    fs::write(share.root().join(OsStr::from_bytes(b"f\xf8r.txt")), "x").unwrap();
+    let folder = share.root().join(OsStr::from_bytes(b"mappe-\xe6"));
+    fs::create_dir(&folder).unwrap();
+    fs::write(folder.join("inde.txt"), "y").unwrap();
+
+    let connector = share.connector("");
+    let (result, changes) = run(connector.as_ref(), HashMap::new()).await;
+    result.unwrap();
+    assert_complete(&changes);
+    assert_eq!(ids(&changes, is_upsert), ["a.txt", "z.txt"]);
+    let failed: Vec<(&str, &str)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("f\u{fffd}r.txt", "file name is not valid UTF-8"),
+            ("mappe-\u{fffd}/inde.txt", "file name is not valid UTF-8"),
+        ]
+    );
+}

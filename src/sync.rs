@@ -355,12 +355,12 @@ impl KnownDocs for SourceState {
             .map_err(ConnectorError::Internal)
     }
 
-    fn fingerprint(&self, external_id: &str) -> Option<String> {
+    fn fingerprint(&self, external_id: &str) -> Option<&str> {
         // Without a `load` first (a connector on a blocking thread), read in place.
         let known = self
             .read
             .get_or_init(|| Self::read_now(&self.index, &self.source));
-        known.as_ref().ok()?.0.get(external_id)?.clone()
+        known.as_ref().ok()?.0.get(external_id)?.as_deref()
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
@@ -1010,7 +1010,7 @@ mod tests {
         let mut ids: Vec<&String> = state.known().await.unwrap().0.keys().collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(state.fingerprint("a").as_deref(), Some("fp-a"));
+        assert_eq!(state.fingerprint("a"), Some("fp-a"));
         assert_eq!(state.fingerprint("b"), None);
         // Read once: later commits do not change what the run started from.
         add(&indexer, "d").await;
@@ -1022,7 +1022,7 @@ mod tests {
 
         // Without `load`, a lookup from a blocking thread reads in place.
         let unloaded = SourceState::new(index.clone(), "share");
-        assert_eq!(unloaded.fingerprint("a").as_deref(), Some("fp-a"));
+        assert_eq!(unloaded.fingerprint("a"), Some("fp-a"));
         assert_eq!(unloaded.known().await.unwrap().0.len(), 4);
     }
 

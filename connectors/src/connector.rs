@@ -25,15 +25,16 @@ pub trait KnownDocs: Send + Sync {
     }
 
     /// The fingerprint of a known document; `None` for one not known (or without one).
-    fn fingerprint(&self, external_id: &str) -> Option<String>;
+    /// Borrowed: a re-sync looks up every document, and most only to compare.
+    fn fingerprint(&self, external_id: &str) -> Option<&str>;
 
     /// Calls `each` with every known document's id and fingerprint, in no particular order.
     fn for_each(&self, each: &mut dyn FnMut(&str, &str));
 }
 
 impl KnownDocs for HashMap<String, String> {
-    fn fingerprint(&self, external_id: &str) -> Option<String> {
-        self.get(external_id).cloned()
+    fn fingerprint(&self, external_id: &str) -> Option<&str> {
+        self.get(external_id).map(String::as_str)
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {

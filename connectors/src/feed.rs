@@ -286,7 +286,7 @@ impl Connector for Feed {
                 cursor.items.insert(item.id.clone(), now);
             }
             let known = ctx.known.fingerprint(&item.id);
-            if !ctx.full && known.as_deref() == Some(item.fingerprint.as_str()) {
+            if !ctx.full && known == Some(item.fingerprint.as_str()) {
                 unchanged += 1;
                 if dated {
                     cursor.items.remove(&item.id);

@@ -494,8 +494,7 @@ impl Inner {
                 own.as_str()
             }
         };
-        let known = known.fingerprint(&id);
-        let known = known.as_deref().and_then(Fingerprint::parse);
+        let known = known.fingerprint(&id).and_then(Fingerprint::parse);
         let known = known.filter(|k| k.settings == settings);
         if known.as_ref().is_some_and(|k| k.stat_matches(&stat)) {
             return Compared::Settled(Change::Unchanged { external_id: id });

@@ -986,7 +986,7 @@ impl MediaWiki {
         if use_known {
             ctx.known.load().await?;
         }
-        if use_known && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str()) {
+        if use_known && ctx.known.fingerprint(&id) == Some(fingerprint.as_str()) {
             counts.unchanged += 1;
             ctx.sink.send(Change::Unchanged { external_id: id }).await?;
             return Ok(());

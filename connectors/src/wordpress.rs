@@ -732,7 +732,7 @@ impl WordPress {
             }
             let status = post_status(&post, listing);
             let fingerprint = self.fingerprint(&listing.ty, post.id, &modified, &status);
-            if !ctx.full && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str()) {
+            if !ctx.full && ctx.known.fingerprint(&id) == Some(fingerprint.as_str()) {
                 state.unchanged += 1;
                 ctx.sink.send(Change::Unchanged { external_id: id }).await?;
                 continue;
@@ -1078,8 +1078,7 @@ impl WordPress {
                 });
                 let modified = item.modified_gmt.unwrap_or_default();
                 let fingerprint = self.fingerprint(&listing.ty, item.id, &modified, &status);
-                if !ctx.full && ctx.known.fingerprint(&id).as_deref() == Some(fingerprint.as_str())
-                {
+                if !ctx.full && ctx.known.fingerprint(&id) == Some(fingerprint.as_str()) {
                     state.emitted.insert(id.clone());
                     state.unchanged += 1;
                     ctx.sink.send(Change::Unchanged { external_id: id }).await?;

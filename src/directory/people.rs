@@ -897,7 +897,7 @@ impl<'a> Emitter<'a> {
     /// Whether the person's document differs from the one indexed (or the run is `full`).
     fn differs(&self, person: &Person) -> bool {
         let doc = self.connector.document(person);
-        self.ctx.full || self.ctx.known.fingerprint(&doc.external_id) != doc.fingerprint
+        self.ctx.full || self.ctx.known.fingerprint(&doc.external_id) != doc.fingerprint.as_deref()
     }
 
     /// Sends the person: `Upsert` when new or changed (or in a `full` run), `Unchanged`
@@ -925,7 +925,7 @@ impl<'a> Emitter<'a> {
         self.ids.insert(person.id.clone(), person.origin.clone());
         let doc = self.connector.document(&person);
         let known = self.ctx.known.fingerprint(&doc.external_id);
-        if !self.ctx.full && known.is_some() && known == doc.fingerprint {
+        if !self.ctx.full && known.is_some() && known == doc.fingerprint.as_deref() {
             self.unchanged(doc.external_id).await
         } else {
             self.upserted += 1;

@@ -336,7 +336,7 @@ impl<'a> Crawl<'a> {
             }
         }
         let known_exists = fingerprint.is_some();
-        let known = fingerprint.as_deref().and_then(PageState::parse);
+        let known = fingerprint.and_then(PageState::parse);
 
         if !self.ctx.full
             && !task.seed

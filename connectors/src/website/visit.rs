@@ -358,7 +358,7 @@ impl Inner {
         } else {
             all_known
                 .fingerprint(id.as_str())
-                .and_then(|f| PageState::parse(&f))
+                .and_then(PageState::parse)
         };
         let change = match previous {
             Some(previous) if !full && previous.hash == state.hash => Change::Unchanged {

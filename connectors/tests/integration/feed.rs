@@ -537,9 +537,9 @@ impl samle_connectors::KnownDocs for Watched {
         Ok(())
     }
 
-    fn fingerprint(&self, external_id: &str) -> Option<String> {
+    fn fingerprint(&self, external_id: &str) -> Option<&str> {
         self.touched.store(true, Ordering::SeqCst);
-        self.docs.get(external_id).cloned()
+        self.docs.get(external_id).map(String::as_str)
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {

@@ -751,14 +751,22 @@ impl SyncEngine {
         // A run that sent nothing to the writer and saw every document the source had when it
         // started leaves nothing for the sweep to find: the source's documents are still those
         // (one run per source at a time), so reading them again is skipped.
-        let nothing_to_sweep = traversal_complete
-            && !applied
-            && match state.known().await {
-                Ok(existing) => existing.0.keys().all(|id| seen.contains(id)),
+        let (nothing_to_sweep, seen) = if traversal_complete && !applied {
+            let existing = match state.known().await {
+                Ok(existing) => existing,
                 Err(e) => return Err((counts, e)),
             };
+            match unseen(&existing.0, seen).await {
+                // The set is no longer needed (and freed in the background).
+                Ok(None) => (true, IdSet::default()),
+                Ok(Some(seen)) => (false, seen),
+                Err(e) => return Err((counts, e)),
+            }
+        } else {
+            (false, seen)
+        };
         if nothing_to_sweep {
-            tracing::debug!(source = %source.id, seen = seen.len(), "every document was seen; nothing to sweep");
+            tracing::debug!(source = %source.id, "every document was seen; nothing to sweep");
         }
 
         let mut message = None;
@@ -811,6 +819,28 @@ impl SyncEngine {
 /// precision keeps what is shown and how it is sorted in agreement.
 fn to_seconds(d: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(d.timestamp(), 0).unwrap_or(d)
+}
+
+/// `seen` back if some document of `existing` is not in it, `None` if every one is. Checked
+/// on a blocking thread: a large source means a million lookups and then as many strings to
+/// free, which would hold up the async threads the web server shares. The answer comes as
+/// soon as it is known, and a set no longer needed is freed after it.
+async fn unseen(
+    existing: &Arc<samle_index::DocsById>,
+    seen: IdSet,
+) -> Result<Option<IdSet>, String> {
+    let existing = Arc::clone(existing);
+    let (tx, rx) = oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        if existing.keys().all(|id| seen.contains(id)) {
+            let _ = tx.send(None);
+            drop(seen);
+        } else {
+            let _ = tx.send(Some(seen));
+        }
+    });
+    rx.await
+        .map_err(|_| "internal error: the check for unseen documents stopped".to_owned())
 }
 
 /// Counts documents a run saw unchanged and marks them seen for the sweep.

@@ -150,6 +150,17 @@ pub fn ids(changes: &[Change], pick: fn(&Change) -> bool) -> Vec<String> {
     ids
 }
 
+/// The failures of a run as (id, error), in order.
+pub fn failures(changes: &[Change]) -> Vec<(&str, &str)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn is_upsert(change: &Change) -> bool {
     matches!(change, Change::Upsert(_))
 }

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use samle_connectors::{Change, ConnectorError};
 
 use crate::common::{
-    Share, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run, run_known, upserts,
+    Share, failures, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run,
+    run_known, upserts,
 };
 
 fn utc(rfc3339: &str) -> DateTime<Utc> {
@@ -582,13 +583,7 @@ async fn unreadable_files_fail_alone_and_the_run_continues() {
         ids(&changes, is_failed),
         ["b-ødelagt.pdf", "c-ødelagt.docx", "d-stor.txt"]
     );
-    let errors: HashMap<&str, &str> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
-            _ => None,
-        })
-        .collect();
+    let errors: HashMap<&str, &str> = failures(&changes).into_iter().collect();
     assert_eq!(
         errors["d-stor.txt"],
         "file is 2048 bytes, over the limit of 1024 bytes"
@@ -1000,13 +995,7 @@ async fn names_that_are_not_utf8_fail_alone() {
     result.unwrap();
     assert_complete(&changes);
     assert_eq!(ids(&changes, is_upsert), ["a.txt", "z.txt"]);
-    let failed: Vec<(&str, &str)> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
-            _ => None,
-        })
-        .collect();
+    let failed = failures(&changes);
     assert_eq!(
         failed,
         [

@@ -19,7 +19,7 @@ use axum::response::Response;
 use samle_connectors::{Change, Connector, build};
 
 use crate::common::{
-    fixture, ids, is_failed, is_unchanged, is_upsert, last_cursor, run, run_with, upserts,
+    failures, fixture, ids, is_failed, is_unchanged, is_upsert, last_cursor, run, run_with, upserts,
 };
 use crate::http::serve;
 
@@ -481,13 +481,7 @@ async fn redirects_lead_to_their_targets_and_are_not_indexed() {
     assert!(!docs.contains_key(&site.url("/flyttet.html")));
     assert!(docs.contains_key(&site.url("/hr/ny-adresse.html")));
     // A redirect to another host is refused and reported, and the run goes on to complete.
-    let failed: Vec<(&str, &str)> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Failed { external_id, error } => Some((external_id.as_str(), error.as_str())),
-            _ => None,
-        })
-        .collect();
+    let failed = failures(&changes);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].0, site.url("/redirect-ud"));
     assert!(

@@ -92,16 +92,15 @@ impl ChangeSink {
             match change {
                 Change::Unchanged { external_id } => unchanged.push(external_id),
                 other => {
-                    self.blocking_send_unchanged(&mut unchanged)?;
+                    self.blocking_send_unchanged(std::mem::take(&mut unchanged))?;
                     self.blocking_send(other)?;
                 }
             }
         }
-        self.blocking_send_unchanged(&mut unchanged)
+        self.blocking_send_unchanged(unchanged)
     }
 
-    fn blocking_send_unchanged(&self, ids: &mut Vec<String>) -> Result<(), ConnectorError> {
-        let mut external_ids = std::mem::take(ids);
+    fn blocking_send_unchanged(&self, mut external_ids: Vec<String>) -> Result<(), ConnectorError> {
         match external_ids.len() {
             0 => Ok(()),
             1 => self.blocking_send(Change::Unchanged {

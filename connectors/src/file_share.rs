@@ -485,14 +485,12 @@ impl Inner {
             } => (id, at, format, stat),
         };
         // An unchanged file needs only its settings digest, which most files share with
-        // their folder: the access list, URL and tags are built only for files to be read.
-        let own;
+        // their folder: the access list, URL and tags are built only for files to be read,
+        // or when the digest is the file's own (with a `url_prefix`), and then only once.
+        let mut derived = None;
         let settings = match settings {
             Some(settings) => settings,
-            None => {
-                own = self.derive(&id).settings;
-                own.as_str()
-            }
+            None => derived.insert(self.derive(&id)).settings.as_str(),
         };
         let known = known.fingerprint(&id).and_then(Fingerprint::parse);
         let known = known.filter(|k| k.settings == settings);
@@ -510,7 +508,7 @@ impl Inner {
             });
         }
         Compared::Read(Box::new(ToRead {
-            derived: self.derive(&id),
+            derived: derived.unwrap_or_else(|| self.derive(&id)),
             known_hash: known.map(|k| k.content.to_owned()),
             id,
             at,

@@ -253,28 +253,9 @@ impl SearchIndex {
             .collect())
     }
 
-    /// What a sync starts from, in one pass over the source's documents as of the last
-    /// commit: every external id, and external id → fingerprint for those that have one.
-    #[allow(clippy::type_complexity)]
-    pub fn source_state(
-        &self,
-        source: &str,
-    ) -> Result<(HashSet<String>, HashMap<String, String>), IndexError> {
-        let docs = self.source_docs(source, true)?;
-        let mut ids = HashSet::with_capacity(docs.len());
-        let mut fingerprints = HashMap::with_capacity(docs.len());
-        for (id, fingerprint) in docs {
-            if let Some(fingerprint) = fingerprint {
-                fingerprints.insert(id.clone(), fingerprint);
-            }
-            ids.insert(id);
-        }
-        Ok((ids, fingerprints))
-    }
-
     /// External id → fingerprint (if it has one) of every document of a source, as of the
-    /// last commit: what [`SearchIndex::source_state`] gives, in one map. The same map is
-    /// handed out again until a commit changes the index (see `docs_cache`).
+    /// last commit: what a sync starts from, in one pass over the source's documents. The
+    /// same map is handed out again until a commit changes the index (see `docs_cache`).
     pub fn source_docs_by_id(&self, source: &str) -> Result<Arc<DocsById>, IndexError> {
         let searcher = self.inner.reader.searcher();
         let segments = searcher.generation().segments();

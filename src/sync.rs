@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use samle_connectors::{Change, ChangeSink, ConnectorError, Document, KnownDocs, RunContext};
+use samle_connectors::{
+    Change, ChangeSink, ConnectorError, Document, KnownDoc, KnownDocs, RunContext,
+};
 use samle_index::{IdSet, IndexDoc, IndexWriter, Lang, SearchIndex, SweepOutcome};
 use tokio::sync::{mpsc, oneshot};
 
@@ -286,12 +288,84 @@ struct SourceState {
     read: Arc<OnceLock<Result<Known, String>>>,
 }
 
-/// External id → fingerprint, if the document has one.
+/// External id → fingerprint, if the document has one; each entry's place is its slot.
+#[derive(Clone)]
 struct Known(Arc<samle_index::DocsById>);
 
 impl Known {
-    fn contains(&self, id: &str) -> bool {
-        self.0.contains_key(id)
+    /// The slot of a known document.
+    fn slot(&self, id: &str) -> Option<usize> {
+        self.0.get_index_of(id)
+    }
+}
+
+/// What a run has seen, for the sweep. The documents the source had when the run started
+/// are marked by slot, a flag each: a re-sync that sees thousands of unchanged documents
+/// hashes, stores and frees no id for them. The ids of documents the source did not have
+/// are kept as ids.
+#[derive(Default)]
+struct Seen {
+    /// One flag per known document; empty until the first mark.
+    known: Vec<bool>,
+    /// How many flags are set.
+    known_seen: usize,
+    new: IdSet,
+}
+
+impl Seen {
+    fn mark_slot(&mut self, known: &Known, slot: usize) {
+        if self.known.is_empty() {
+            self.known = vec![false; known.0.len()];
+        }
+        if let Some(flag) = self.known.get_mut(slot)
+            && !*flag
+        {
+            *flag = true;
+            self.known_seen += 1;
+        }
+    }
+
+    /// Marks a document by id. True when it is new to the source and seen for the first
+    /// time in this run.
+    fn mark_id(&mut self, known: &Known, id: &str) -> bool {
+        match known.slot(id) {
+            Some(slot) => {
+                self.mark_slot(known, slot);
+                false
+            }
+            None => !self.new.contains(id) && self.new.insert(id.to_owned()),
+        }
+    }
+
+    /// A document the run deleted: a known one needs no sweeping (the delete removes it), a
+    /// new one is no longer there.
+    fn deleted(&mut self, known: &Known, id: &str) {
+        match known.slot(id) {
+            Some(slot) => self.mark_slot(known, slot),
+            None => {
+                self.new.remove(id);
+            }
+        }
+    }
+
+    /// Whether every document the source had when the run started was seen (or deleted).
+    fn all_known(&self, known: &Known) -> bool {
+        self.known_seen == known.0.len()
+    }
+
+    /// The ids seen, as the sweep takes them.
+    fn into_ids(self, known: &Known) -> IdSet {
+        let Seen {
+            known: flags, new, ..
+        } = self;
+        let mut ids = new;
+        ids.reserve(flags.iter().filter(|seen| **seen).count());
+        for (slot, seen) in flags.into_iter().enumerate() {
+            if seen && let Some((id, _)) = known.0.get_index(slot) {
+                ids.insert(id.clone());
+            }
+        }
+        ids
     }
 }
 
@@ -336,14 +410,6 @@ impl SourceState {
             None => Err("the index was not read".to_owned()),
         }
     }
-
-    /// How many documents the source has, if they have been read.
-    fn len_if_read(&self) -> Option<usize> {
-        match self.read.get() {
-            Some(Ok(known)) => Some(known.0.len()),
-            _ => None,
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -355,12 +421,16 @@ impl KnownDocs for SourceState {
             .map_err(ConnectorError::Internal)
     }
 
-    fn fingerprint(&self, external_id: &str) -> Option<&str> {
+    fn find(&self, external_id: &str) -> Option<KnownDoc<'_>> {
         // Without a `load` first (a connector on a blocking thread), read in place.
         let known = self
             .read
             .get_or_init(|| Self::read_now(&self.index, &self.source));
-        known.as_ref().ok()?.0.get(external_id)?.as_deref()
+        let (slot, _, fingerprint) = known.as_ref().ok()?.0.get_full(external_id)?;
+        Some(KnownDoc {
+            fingerprint: fingerprint.as_deref(),
+            slot: u32::try_from(slot).ok(),
+        })
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
@@ -609,11 +679,8 @@ impl SyncEngine {
         };
         let task = tokio::spawn(async move { connector.run(ctx).await });
 
-        let mut seen = IdSet::default();
+        let mut seen = Seen::default();
         let mut traversal_complete = false;
-        // Whether this run sent the writer anything: if not, the source's documents are still
-        // the ones its run started from.
-        let mut applied = false;
         let mut reported = Progress {
             source: source.id.clone(),
             ..Progress::default()
@@ -624,80 +691,7 @@ impl SyncEngine {
         let mut failure: Option<String> = None;
 
         while let Some(change) = rx.recv().await {
-            // Upserts and deletes are counted against what the index held when the run
-            // started: read it before the first one is applied.
-            let existing = match &change {
-                Change::Upsert(_) | Change::Delete { .. } => match state.known().await {
-                    Ok(existing) => Some(existing),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                },
-                _ => None,
-            };
             let op = match change {
-                Change::Upsert(doc) => {
-                    counts.seen += 1;
-                    let doc = to_index_doc(&source.id, *doc);
-                    if let Err(e) = doc.validate() {
-                        // The connector's mistake, about this document only; an indexed
-                        // older version stays, as for a file that cannot be read.
-                        counts.failed += 1;
-                        self.record_error(run_id, Some(&doc.external_id), &e.to_string())
-                            .await;
-                        seen.insert(doc.external_id);
-                        None
-                    } else {
-                        let known = existing
-                            .as_ref()
-                            .is_some_and(|e| e.contains(&doc.external_id));
-                        if known {
-                            counts.updated += 1;
-                        } else {
-                            counts.added += 1;
-                        }
-                        if doc.acl.is_empty() {
-                            self.record_error(run_id, Some(&doc.external_id), EMPTY_ACL_MESSAGE)
-                                .await;
-                        }
-                        // A document that was not in the index when the run started, and is
-                        // sent for the first time in it, has no older version to replace.
-                        let first = seen.insert(doc.external_id.clone());
-                        Some(if known || !first {
-                            WriteOp::Upsert(Box::new(doc))
-                        } else {
-                            WriteOp::Add(Box::new(doc))
-                        })
-                    }
-                }
-                Change::Unchanged { external_id } => {
-                    mark_unchanged(&mut seen, &mut counts, &state, [external_id]);
-                    None
-                }
-                Change::UnchangedMany { external_ids } => {
-                    mark_unchanged(&mut seen, &mut counts, &state, external_ids);
-                    None
-                }
-                Change::Delete { external_id } => {
-                    if existing.as_ref().is_some_and(|e| e.contains(&external_id)) {
-                        counts.deleted += 1;
-                    }
-                    seen.remove(&external_id);
-                    Some(WriteOp::Delete {
-                        source: source.id.clone(),
-                        external_id,
-                    })
-                }
-                Change::Failed { external_id, error } => {
-                    counts.seen += 1;
-                    counts.failed += 1;
-                    // The old indexed version, if any, stays: a file that cannot be read
-                    // today is not a file that was deleted.
-                    seen.insert(external_id.clone());
-                    self.record_error(run_id, Some(&external_id), &error).await;
-                    None
-                }
                 Change::Checkpoint { cursor } => {
                     // Everything before it has been applied: the next commit may carry it.
                     cursors.checkpoint(cursor);
@@ -707,9 +701,43 @@ impl SyncEngine {
                     traversal_complete = true;
                     None
                 }
+                change => {
+                    // Documents are counted and marked against what the index held when the
+                    // run started: read it before the first change is applied.
+                    let existing = match state.known().await {
+                        Ok(existing) => existing,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    };
+                    let op = self
+                        .document_change(
+                            change,
+                            existing,
+                            &mut seen,
+                            &mut counts,
+                            (&source.id, run_id),
+                        )
+                        .await;
+                    match op {
+                        Ok(op) => op,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
             };
             if let Some(op) = op {
-                applied = true;
+                let op = match op {
+                    DocOp::Add(doc) => WriteOp::Add(doc),
+                    DocOp::Upsert(doc) => WriteOp::Upsert(doc),
+                    DocOp::Delete(external_id) => WriteOp::Delete {
+                        source: source.id.clone(),
+                        external_id,
+                    },
+                };
                 if let Err(e) = self.indexer.apply(op).await {
                     failure = Some(format!("cannot write to the index: {e}"));
                     break;
@@ -739,6 +767,7 @@ impl SyncEngine {
         let failure = failure.or(connector_error);
 
         if let Some(message) = failure {
+            drop_in_background(seen);
             // What the source delivered before it failed is good content: keep it, with the
             // last checkpoint it reached, but delete nothing.
             let cursor = cursors.pending().map(|c| (source.id.clone(), c.to_owned()));
@@ -748,29 +777,28 @@ impl SyncEngine {
             return Err((counts, message));
         }
 
-        // A run that sent nothing to the writer and saw every document the source had when it
-        // started leaves nothing for the sweep to find: the source's documents are still those
-        // (one run per source at a time), so reading them again is skipped.
-        let (nothing_to_sweep, seen) = if traversal_complete && !applied {
+        // A complete traversal that saw every document the source had when it started leaves
+        // nothing for the sweep to find, whatever it added: those documents are all still
+        // there (one run per source at a time), so reading them again is skipped.
+        let sweep = if traversal_complete {
             let existing = match state.known().await {
-                Ok(existing) => existing,
+                Ok(existing) => existing.clone(),
                 Err(e) => return Err((counts, e)),
             };
-            match unseen(&existing.0, seen).await {
-                // The set is no longer needed (and freed in the background).
-                Ok(None) => (true, IdSet::default()),
-                Ok(Some(seen)) => (false, seen),
+            match sweep_input(existing, seen).await {
+                Ok(sweep) => sweep,
                 Err(e) => return Err((counts, e)),
             }
         } else {
-            (false, seen)
+            drop_in_background(seen);
+            None
         };
-        if nothing_to_sweep {
+        if traversal_complete && sweep.is_none() {
             tracing::debug!(source = %source.id, "every document was seen; nothing to sweep");
         }
 
         let mut message = None;
-        if traversal_complete && !nothing_to_sweep {
+        if let Some(seen) = sweep {
             match self
                 .indexer
                 .finish(
@@ -808,6 +836,97 @@ impl SyncEngine {
         Ok((counts, message))
     }
 
+    /// Counts and marks one change about documents, and gives the write it needs, if any.
+    /// `Err` fails the run: the connector named a document slot that does not exist.
+    async fn document_change(
+        &self,
+        change: Change,
+        existing: &Known,
+        seen: &mut Seen,
+        counts: &mut RunCounts,
+        (source, run_id): (&str, i64),
+    ) -> Result<Option<DocOp>, String> {
+        Ok(match change {
+            Change::Upsert(doc) => {
+                counts.seen += 1;
+                let doc = to_index_doc(source, *doc);
+                if let Err(e) = doc.validate() {
+                    // The connector's mistake, about this document only; an indexed older
+                    // version stays, as for a file that cannot be read.
+                    counts.failed += 1;
+                    self.record_error(run_id, Some(&doc.external_id), &e.to_string())
+                        .await;
+                    seen.mark_id(existing, &doc.external_id);
+                    return Ok(None);
+                }
+                if existing.slot(&doc.external_id).is_some() {
+                    counts.updated += 1;
+                } else {
+                    counts.added += 1;
+                }
+                if doc.acl.is_empty() {
+                    self.record_error(run_id, Some(&doc.external_id), EMPTY_ACL_MESSAGE)
+                        .await;
+                }
+                // A document that was not in the index when the run started, and is sent
+                // for the first time in it, has no older version to replace.
+                if seen.mark_id(existing, &doc.external_id) {
+                    Some(DocOp::Add(Box::new(doc)))
+                } else {
+                    Some(DocOp::Upsert(Box::new(doc)))
+                }
+            }
+            Change::Unchanged { external_id } => {
+                counts.seen += 1;
+                counts.unchanged += 1;
+                seen.mark_id(existing, &external_id);
+                None
+            }
+            Change::UnchangedMany { external_ids } => {
+                let n = external_ids.len() as u64;
+                counts.seen += n;
+                counts.unchanged += n;
+                for id in &external_ids {
+                    seen.mark_id(existing, id);
+                }
+                None
+            }
+            Change::UnchangedKnown { slots } => {
+                let n = slots.len() as u64;
+                let total = existing.0.len();
+                for slot in slots {
+                    let slot = slot as usize;
+                    if slot >= total {
+                        return Err(format!(
+                            "internal error: the connector named known document {slot}, but the source has {total}"
+                        ));
+                    }
+                    seen.mark_slot(existing, slot);
+                }
+                counts.seen += n;
+                counts.unchanged += n;
+                None
+            }
+            Change::Delete { external_id } => {
+                if existing.slot(&external_id).is_some() {
+                    counts.deleted += 1;
+                }
+                seen.deleted(existing, &external_id);
+                Some(DocOp::Delete(external_id))
+            }
+            Change::Failed { external_id, error } => {
+                counts.seen += 1;
+                counts.failed += 1;
+                // The old indexed version, if any, stays: a file that cannot be read today
+                // is not a file that was deleted.
+                seen.mark_id(existing, &external_id);
+                self.record_error(run_id, Some(&external_id), &error).await;
+                None
+            }
+            Change::Checkpoint { .. } | Change::TraversalComplete => None,
+        })
+    }
+
     async fn record_error(&self, run_id: i64, document: Option<&str>, message: &str) {
         if let Err(e) = self.store.run_error(run_id, document, message).await {
             tracing::error!(run_id, error = %e, "cannot record a sync error");
@@ -821,46 +940,36 @@ fn to_seconds(d: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc>
     chrono::DateTime::from_timestamp(d.timestamp(), 0).unwrap_or(d)
 }
 
-/// `seen` back if some document of `existing` is not in it, `None` if every one is. Checked
-/// on a blocking thread: a large source means a million lookups and then as many strings to
-/// free, which would hold up the async threads the web server shares. The answer comes as
-/// soon as it is known, and a set no longer needed is freed after it.
-async fn unseen(
-    existing: &Arc<samle_index::DocsById>,
-    seen: IdSet,
-) -> Result<Option<IdSet>, String> {
-    let existing = Arc::clone(existing);
+/// What a run asks of the writer once it has changed a document.
+enum DocOp {
+    /// Not in the index when the run started, and sent for the first time in it.
+    Add(Box<IndexDoc>),
+    Upsert(Box<IndexDoc>),
+    Delete(String),
+}
+
+/// The ids the sweep must keep, or `None` when every document the source had was seen and
+/// there is nothing to sweep. Worked out on a blocking thread: a large source means a
+/// million flags to read, and perhaps as many ids to copy or free, which would hold up the
+/// async threads the web server shares. The answer comes as soon as it is known; a set no
+/// longer needed is freed after it.
+async fn sweep_input(existing: Known, seen: Seen) -> Result<Option<IdSet>, String> {
     let (tx, rx) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        if existing.keys().all(|id| seen.contains(id)) {
+        if seen.all_known(&existing) {
             let _ = tx.send(None);
             drop(seen);
         } else {
-            let _ = tx.send(Some(seen));
+            let _ = tx.send(Some(seen.into_ids(&existing)));
         }
     });
     rx.await
         .map_err(|_| "internal error: the check for unseen documents stopped".to_owned())
 }
 
-/// Counts documents a run saw unchanged and marks them seen for the sweep.
-fn mark_unchanged(
-    seen: &mut IdSet,
-    counts: &mut RunCounts,
-    state: &SourceState,
-    ids: impl IntoIterator<Item = String, IntoIter: ExactSizeIterator>,
-) {
-    if seen.capacity() == 0
-        && let Some(n) = state.len_if_read()
-    {
-        // A traversal sees about as many documents as the source has.
-        seen.reserve(n);
-    }
-    let ids = ids.into_iter();
-    let n = ids.len() as u64;
-    counts.seen += n;
-    counts.unchanged += n;
-    seen.extend(ids);
+/// Frees what a run saw on a blocking thread: a first sync's ids can be a million strings.
+fn drop_in_background(seen: Seen) {
+    tokio::task::spawn_blocking(move || drop(seen));
 }
 
 /// Converts a connector's document into the index's, with the source's id.
@@ -1056,6 +1165,31 @@ mod tests {
         assert_eq!(unloaded.known().await.unwrap().0.len(), 4);
     }
 
+    /// An engine with one file-share source, `share`, over `root`, its data in `dir`.
+    fn share_engine(dir: &std::path::Path, root: &std::path::Path) -> (SyncEngine, SearchIndex) {
+        let text = format!(
+            "[[sources]]\nid = \"share\"\nkind = \"file-share\"\nschedule = \"manual\"\n\
+             run_on_start = false\n\n[sources.file-share]\nroot = {:?}\n\
+             default_access = [\"authenticated\"]\n",
+            root.to_str().unwrap()
+        );
+        let overrides = crate::config::Overrides {
+            data_dir: Some(dir.join("data")),
+            ..Default::default()
+        };
+        let config = Config::from_str(
+            &text,
+            &dir.join("samle.toml"),
+            &Default::default(),
+            &overrides,
+        )
+        .unwrap();
+        let store = crate::app::open_store(&config).unwrap();
+        let index = crate::app::open_index(&config).unwrap();
+        let indexer = Indexer::start(index.clone(), 0).unwrap();
+        (SyncEngine::new(Arc::new(config), indexer, store), index)
+    }
+
     /// A file share of `n` Markdown files synced by the engine in one process, as `serve`
     /// does on a schedule: a re-sync of the unchanged share is handed the map of its documents
     /// the first one read, and must still see every edit and deletion once the share changes.
@@ -1068,27 +1202,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, format!("# Notat {i}\n\nTekst nummer {i}.\n")).unwrap();
         }
-        let text = format!(
-            "[[sources]]\nid = \"share\"\nkind = \"file-share\"\nschedule = \"manual\"\n\
-             run_on_start = false\n\n[sources.file-share]\nroot = {:?}\n\
-             default_access = [\"authenticated\"]\n",
-            root.to_str().unwrap()
-        );
-        let overrides = crate::config::Overrides {
-            data_dir: Some(dir.path().join("data")),
-            ..Default::default()
-        };
-        let config = Config::from_str(
-            &text,
-            &dir.path().join("samle.toml"),
-            &Default::default(),
-            &overrides,
-        )
-        .unwrap();
-        let store = crate::app::open_store(&config).unwrap();
-        let index = crate::app::open_index(&config).unwrap();
-        let indexer = Indexer::start(index.clone(), 0).unwrap();
-        let engine = SyncEngine::new(Arc::new(config), indexer, store);
+        let (engine, index) = share_engine(dir.path(), &root);
         let sync = || async { engine.run("share", "cli", false, &|_| {}).await.unwrap() };
         let counts = |r: &RunReport| {
             let c = &r.counts;
@@ -1110,6 +1224,131 @@ mod tests {
         let known = index.source_docs_by_id("share").unwrap();
         assert_eq!(known.len(), 298);
         assert!(!known.contains_key("mappe-2/notat-2.md"));
+    }
+
+    /// How a run marks what it saw, by place and by id, and what the sweep is then given.
+    #[tokio::test]
+    async fn what_a_run_saw_decides_what_the_sweep_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, index) = share_engine(dir.path(), &dir.path().join("share"));
+        let generation = engine.indexer.generation();
+        for id in ["a", "b", "c", "d", "e"] {
+            add(&engine.indexer, id).await;
+        }
+        engine.indexer.commit(None, generation).await.unwrap();
+        let run_id = engine
+            .store
+            .run_started("share", "cli", false)
+            .await
+            .unwrap();
+        let state = SourceState::new(index.clone(), "share");
+        let known = state.known().await.unwrap().clone();
+        let slot = |id: &str| u32::try_from(known.slot(id).unwrap()).unwrap();
+        assert_eq!(state.find("c").unwrap().slot, Some(slot("c")));
+
+        let mut seen = Seen::default();
+        let mut counts = RunCounts::default();
+        let apply = async |change: Change, seen: &mut Seen, counts: &mut RunCounts| {
+            engine
+                .document_change(change, &known, seen, counts, ("share", run_id))
+                .await
+        };
+        let new = |id: &str| {
+            Change::Upsert(Box::new(Document {
+                external_id: id.to_owned(),
+                kind: "file".to_owned(),
+                title: id.to_owned(),
+                acl: vec!["authenticated".to_owned()],
+                ..Document::default()
+            }))
+        };
+        let op = |op: Option<DocOp>| match op {
+            Some(DocOp::Add(doc)) => format!("add {}", doc.external_id),
+            Some(DocOp::Upsert(doc)) => format!("upsert {}", doc.external_id),
+            Some(DocOp::Delete(id)) => format!("delete {id}"),
+            None => "none".to_owned(),
+        };
+        let slots = Change::UnchangedKnown {
+            slots: vec![slot("a"), slot("b"), slot("a")],
+        };
+        assert_eq!(
+            op(apply(slots, &mut seen, &mut counts).await.unwrap()),
+            "none"
+        );
+        let by_id = Change::Unchanged {
+            external_id: "c".to_owned(),
+        };
+        assert_eq!(
+            op(apply(by_id, &mut seen, &mut counts).await.unwrap()),
+            "none"
+        );
+        // A new document is added the first time and replaced after; a known one replaced.
+        for (change, expected) in [
+            (new("ny"), "add ny"),
+            (new("ny"), "upsert ny"),
+            (new("d"), "upsert d"),
+        ] {
+            assert_eq!(
+                op(apply(change, &mut seen, &mut counts).await.unwrap()),
+                expected
+            );
+        }
+        // `e` was not seen: the sweep is given everything else, the new document too.
+        let sweep = sweep_input(known.clone(), seen).await.unwrap().unwrap();
+        let mut kept: Vec<&str> = sweep.iter().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["a", "b", "c", "d", "ny"]);
+        assert_eq!(
+            (counts.seen, counts.unchanged, counts.added, counts.updated),
+            (7, 4, 2, 1)
+        );
+
+        // Seen, failed or deleted, every known document is accounted for: nothing to sweep,
+        // whatever was added.
+        let mut seen = Seen::default();
+        let mut counts = RunCounts::default();
+        let changes = [
+            Change::UnchangedKnown {
+                slots: vec![slot("a"), slot("b")],
+            },
+            Change::UnchangedMany {
+                external_ids: vec!["c".to_owned()],
+            },
+            Change::Failed {
+                external_id: "d".to_owned(),
+                error: "kan ikke læses".to_owned(),
+            },
+            Change::Delete {
+                external_id: "e".to_owned(),
+            },
+            new("ny"),
+            Change::Delete {
+                external_id: "ny".to_owned(),
+            },
+        ];
+        let mut ops = Vec::new();
+        for change in changes {
+            ops.push(op(apply(change, &mut seen, &mut counts).await.unwrap()));
+        }
+        assert_eq!(
+            ops,
+            ["none", "none", "none", "delete e", "add ny", "delete ny"]
+        );
+        assert_eq!((counts.deleted, counts.failed), (1, 1));
+        assert!(seen.all_known(&known));
+        assert!(!seen.new.contains("ny"));
+        assert_eq!(sweep_input(known.clone(), seen).await.unwrap(), None);
+
+        // A place the source does not have fails the run.
+        let mut seen = Seen::default();
+        let wrong = Change::UnchangedKnown { slots: vec![5] };
+        let Err(error) = apply(wrong, &mut seen, &mut counts).await else {
+            panic!("slot 5 of 5 was taken");
+        };
+        assert!(
+            error.contains("known document 5, but the source has 5"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -24,17 +24,37 @@ pub trait KnownDocs: Send + Sync {
         Ok(())
     }
 
+    /// A known document: its fingerprint and, where the known documents have places, its
+    /// place. `None` for a document not known. Borrowed: a re-sync looks up every document,
+    /// and most only to compare.
+    fn find(&self, external_id: &str) -> Option<KnownDoc<'_>>;
+
     /// The fingerprint of a known document; `None` for one not known (or without one).
-    /// Borrowed: a re-sync looks up every document, and most only to compare.
-    fn fingerprint(&self, external_id: &str) -> Option<&str>;
+    fn fingerprint(&self, external_id: &str) -> Option<&str> {
+        self.find(external_id)?.fingerprint
+    }
 
     /// Calls `each` with every known document's id and fingerprint, in no particular order.
     fn for_each(&self, each: &mut dyn FnMut(&str, &str));
 }
 
+/// A known document as [`KnownDocs::find`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownDoc<'a> {
+    /// The fingerprint it was indexed with, if it has one.
+    pub fingerprint: Option<&'a str>,
+    /// Its place among the source's known documents, by which [`Change::UnchangedKnown`]
+    /// names it; `None` where the known documents have no places (a plain map).
+    pub slot: Option<u32>,
+}
+
+/// Fingerprints without places: a connector reports these documents unchanged by id.
 impl KnownDocs for HashMap<String, String> {
-    fn fingerprint(&self, external_id: &str) -> Option<&str> {
-        self.get(external_id).map(String::as_str)
+    fn find(&self, external_id: &str) -> Option<KnownDoc<'_>> {
+        self.get(external_id).map(|fingerprint| KnownDoc {
+            fingerprint: Some(fingerprint),
+            slot: None,
+        })
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {

@@ -17,7 +17,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::ops::ControlFlow;
@@ -31,7 +30,7 @@ use std::time::UNIX_EPOCH;
 use chrono::{DateTime, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use rayon::iter::{IndexedParallelIterator, ParallelDrainRange, ParallelIterator};
+use rayon::iter::{ParallelDrainRange, ParallelIterator};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
@@ -284,7 +283,6 @@ impl Connector for FileShare {
             let consume = |listed: std::sync::mpsc::Receiver<Vec<Pending>>| {
                 let mut counts = Counts::default();
                 let mut cancelled = false;
-                let mut settings = SettingsCache::default();
                 let mut ahead: VecDeque<Vec<Found>> = VecDeque::new();
                 let mut listed_ahead = 0;
                 let mut send = |changes: Vec<Change>| {
@@ -304,9 +302,9 @@ impl Connector for FileShare {
                         state => return state == LOADED,
                     }
                 };
-                let mut process =
+                let process =
                     |chunk: Vec<Pending>, send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>| {
-                        inner.process_chunk(chunk, known.as_ref(), &mut settings, send)
+                        inner.process_chunk(chunk, known.as_ref(), send)
                     };
                 'chunks: for mut chunk in listed {
                     if loaded.load(Ordering::Acquire) == LOADING && listed_ahead < LIST_AHEAD {
@@ -418,31 +416,38 @@ impl Inner {
     }
 
     /// Turns a chunk of listed files into their changes and hands them to `send` in the
-    /// chunk's order. The settings digests come from this thread's cache. Every file's
-    /// metadata is read and compared on the walk's threads at once; the files that must be
-    /// read then go `read_batch` at a time, each batch's changes sent as soon as it is done,
-    /// so that extraction and indexing overlap rather than take turns.
+    /// chunk's order. Every file's metadata is read and compared on the walk's threads at
+    /// once, each thread building ids in a buffer of its own; the files that must be read
+    /// then go `read_batch` at a time, each batch's changes sent as soon as it is done, so
+    /// that extraction and indexing overlap rather than take turns.
     fn process_chunk(
         &self,
         mut chunk: Vec<Pending>,
         known: &dyn KnownDocs,
-        cache: &mut SettingsCache,
         send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let settings: Vec<Option<Arc<str>>> = chunk
-            .iter()
-            .map(|pending| pending.file_id().and_then(|id| self.settings(id, cache)))
-            .collect();
         let compared: Vec<Compared> = chunk
             .par_drain(..)
-            .zip(settings)
-            .map(|(pending, settings)| self.compare(pending.stat(), settings.as_deref(), known))
+            .map_init(String::new, |id, pending| {
+                self.compare(pending.stat(), id, known)
+            })
             .collect();
         let read_batch = self.walk_threads * READS_PER_THREAD;
         let mut changes = Vec::with_capacity(compared.len());
         let mut reads = Vec::with_capacity(read_batch);
         for compared in compared {
             match compared {
+                Compared::Known(slot) => {
+                    if !reads.is_empty() {
+                        self.read_all(&mut reads, &mut changes);
+                        send(std::mem::take(&mut changes))?;
+                    }
+                    // Unchanged files in a row go as one message.
+                    match changes.last_mut() {
+                        Some(Change::UnchangedKnown { slots }) => slots.push(slot),
+                        _ => changes.push(Change::UnchangedKnown { slots: vec![slot] }),
+                    }
+                }
                 Compared::Settled(change) => {
                     if !reads.is_empty() {
                         self.read_all(&mut reads, &mut changes);
@@ -467,10 +472,10 @@ impl Inner {
     }
 
     /// Decides what one walked file needs: `Unchanged` from metadata alone when possible,
-    /// otherwise a read. `settings` is the file's settings digest when it has been worked out
-    /// already.
-    fn compare(&self, found: Found, settings: Option<&str>, known: &dyn KnownDocs) -> Compared {
-        let (id, at, format, stat) = match found {
+    /// otherwise a read. An unchanged file known by its place costs no allocation: its id is
+    /// built in `buffer` to look it up, and it is reported by place.
+    fn compare(&self, found: Found, buffer: &mut String, known: &dyn KnownDocs) -> Compared {
+        let (at, format, stat, settings) = match found {
             Found::Failed { id, error } => {
                 return Compared::Settled(Change::Failed {
                     external_id: id,
@@ -478,25 +483,36 @@ impl Inner {
                 });
             }
             Found::File {
-                id,
                 at,
                 format,
                 stat,
-            } => (id, at, format, stat),
+                settings,
+            } => (at, format, stat, settings),
         };
+        let id = at.id(buffer);
         // An unchanged file needs only its settings digest, which most files share with
         // their folder: the access list, URL and tags are built only for files to be read,
         // or when the digest is the file's own (with a `url_prefix`), and then only once.
         let mut derived = None;
-        let settings = match settings {
+        let settings = match settings.as_deref() {
             Some(settings) => settings,
-            None => derived.insert(self.derive(&id)).settings.as_str(),
+            None => derived.insert(self.derive(id)).settings.as_str(),
         };
-        let known = known.fingerprint(&id).and_then(Fingerprint::parse);
-        let known = known.filter(|k| k.settings == settings);
-        if known.as_ref().is_some_and(|k| k.stat_matches(&stat)) {
-            return Compared::Settled(Change::Unchanged { external_id: id });
+        let found = known.find(id);
+        let fingerprint = found.and_then(|doc| doc.fingerprint);
+        if fingerprint.is_some_and(|f| Fingerprint::matches(f, &stat, settings)) {
+            return match found.and_then(|doc| doc.slot) {
+                Some(slot) => Compared::Known(slot),
+                None => Compared::Settled(Change::Unchanged {
+                    external_id: id.to_owned(),
+                }),
+            };
         }
+        let known_hash = fingerprint
+            .and_then(Fingerprint::parse)
+            .filter(|k| k.settings == settings)
+            .map(|k| k.content.to_owned());
+        let id = id.to_owned();
         if stat.len > self.limits.max_file_bytes {
             let error = ExtractError::TooLarge {
                 size: stat.len,
@@ -509,7 +525,7 @@ impl Inner {
         }
         Compared::Read(Box::new(ToRead {
             derived: derived.unwrap_or_else(|| self.derive(&id)),
-            known_hash: known.map(|k| k.content.to_owned()),
+            known_hash,
             id,
             at,
             format,
@@ -558,6 +574,8 @@ impl Inner {
 /// What comparing a file with its fingerprint decided. A file to read is boxed: most files
 /// of a re-sync are settled, and are moved at a settled change's size.
 enum Compared {
+    /// Unchanged, and named by its place among the known documents.
+    Known(u32),
     Settled(Change),
     Read(Box<ToRead>),
 }
@@ -585,31 +603,46 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 
 /// What the walk found.
 enum Found {
-    /// A selected file to process.
+    /// A selected file to process, with its settings digest when its folder's files share
+    /// one (`None`: derived per file).
     File {
-        id: String,
         at: Location,
         format: Format,
         stat: Stat,
+        settings: Option<Arc<str>>,
     },
     /// A selected entry that cannot be processed (a link out of the root, a broken link, a name
     /// that is not UTF-8, metadata that cannot be read).
     Failed { id: String, error: String },
 }
 
-/// Where to read a file from.
+/// Where a file is, and so its id.
 enum Location {
-    /// An entry of a listed folder.
-    Entry { folder: Arc<Path>, name: OsString },
-    /// The canonical target of a link.
-    Target(PathBuf),
+    /// An entry of a listed folder: its id is the folder's prefix and its name.
+    Entry { folder: Arc<Folder>, name: String },
+    /// A link, by its id and the canonical target it is read from.
+    Link { id: String, target: PathBuf },
 }
 
 impl Location {
     fn path(&self) -> PathBuf {
         match self {
-            Location::Entry { folder, name } => folder.join(name),
-            Location::Target(path) => path.clone(),
+            Location::Entry { folder, name } => folder.path.join(name),
+            Location::Link { target, .. } => target.clone(),
+        }
+    }
+
+    /// The file's id: built in `buffer` for an entry, without allocating once the buffer
+    /// has grown.
+    fn id<'a>(&'a self, buffer: &'a mut String) -> &'a str {
+        match self {
+            Location::Entry { folder, name } => {
+                buffer.clear();
+                buffer.push_str(&folder.prefix);
+                buffer.push_str(name);
+                buffer
+            }
+            Location::Link { id, .. } => id,
         }
     }
 }
@@ -618,44 +651,36 @@ impl Location {
 /// (relative to its open folder), or one already settled (a link, a failure).
 enum Pending {
     Entry {
-        id: String,
         entry: fs::DirEntry,
-        folder: Arc<Path>,
-        name: OsString,
+        folder: Arc<Folder>,
+        name: String,
         format: Format,
+        settings: Option<Arc<str>>,
     },
     Settled(Found),
 }
 
 impl Pending {
-    /// The id of a file that can be processed (`None` for a failure).
-    fn file_id(&self) -> Option<&str> {
-        match self {
-            Pending::Entry { id, .. } | Pending::Settled(Found::File { id, .. }) => Some(id),
-            Pending::Settled(Found::Failed { .. }) => None,
-        }
-    }
-
     /// Reads the entry's metadata. It is not a link (those are settled when listed), so
     /// this is the file's own metadata.
     fn stat(self) -> Found {
         match self {
             Pending::Settled(found) => found,
             Pending::Entry {
-                id,
                 entry,
                 folder,
                 name,
                 format,
+                settings,
             } => match entry.metadata() {
                 Ok(stat) => Found::File {
-                    id,
                     at: Location::Entry { folder, name },
                     format,
                     stat: Stat::of(&stat),
+                    settings,
                 },
                 Err(error) => Found::Failed {
-                    id,
+                    id: format!("{}{name}", folder.prefix),
                     error: format!("cannot read file metadata: {error}"),
                 },
             },
@@ -711,8 +736,9 @@ struct Walk<'w> {
     chunk: Vec<Pending>,
     /// The folders the chunk's files come from, and the last one.
     folders: usize,
-    last_folder: Option<Arc<Path>>,
+    last_folder: Option<Arc<Folder>>,
     found: &'w mut dyn FnMut(Vec<Pending>) -> ControlFlow<()>,
+    settings: SettingsCache,
 }
 
 impl Walk<'_> {
@@ -745,9 +771,9 @@ impl Walk<'_> {
     }
 }
 
-/// A folder being walked.
+/// A folder being walked, shared by its files until they are read.
 struct Folder {
-    path: Arc<Path>,
+    path: PathBuf,
     /// The folder's path below the root with a trailing `/` (empty for the root): its files'
     /// ids start with it.
     prefix: String,
@@ -824,11 +850,11 @@ impl Inner {
             path: self.root.clone(),
             source,
         })?;
-        let top = Folder {
-            path: Arc::from(root),
+        let top = Arc::new(Folder {
+            path: root.to_owned(),
             prefix: String::new(),
             utf8: true,
-        };
+        });
         let mut walk = Walk {
             root,
             report: &mut report,
@@ -836,6 +862,7 @@ impl Inner {
             folders: 0,
             last_folder: None,
             found: &mut found,
+            settings: SettingsCache::default(),
         };
         if self.walk_folder(&top, listing, &mut walk).is_continue() {
             let _ = walk.flush();
@@ -850,7 +877,7 @@ impl Inner {
     /// kernel resolve the whole path again for each one.
     fn walk_folder(
         &self,
-        folder: &Folder,
+        folder: &Arc<Folder>,
         listing: fs::ReadDir,
         walk: &mut Walk<'_>,
     ) -> ControlFlow<()> {
@@ -862,16 +889,23 @@ impl Inner {
             }
         }
         entries.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        // The entry's path below the root (its id if it is a selected file), built here for
+        // every entry without allocating.
+        let mut id = String::with_capacity(folder.prefix.len() + 64);
+        // The settings digest of the folder's last file and its access rule: the digest
+        // depends on the rule and the top-level folder only, and the folder is the same.
+        let mut last_settings: Option<(Option<usize>, Option<Arc<str>>)> = None;
         for (name, entry) in entries {
-            // Borrowed when the name is UTF-8.
-            let shown = match name.to_str() {
-                Some(text) => Cow::Borrowed(text),
-                None => Cow::Owned(name.to_string_lossy().into_owned()),
+            // A name is checked for UTF-8 once: as text it is shown, is part of the id, and
+            // is what the file's readers get.
+            let name = name.into_string();
+            let shown = match &name {
+                Ok(text) => Cow::Borrowed(text.as_str()),
+                Err(raw) => Cow::Owned(raw.to_string_lossy().into_owned()),
             };
-            let utf8 = folder.utf8 && matches!(shown, Cow::Borrowed(_));
+            let utf8 = folder.utf8 && name.is_ok();
             let hidden = shown.starts_with('.') || shown.starts_with("~$");
-            // The entry's path below the root: its id if it is a selected file.
-            let mut id = String::with_capacity(folder.prefix.len() + shown.len());
+            id.clear();
             id.push_str(&folder.prefix);
             id.push_str(&shown);
             let file_type = match entry.file_type() {
@@ -886,17 +920,19 @@ impl Inner {
                 if hidden || (!self.exclude.is_empty() && self.exclude.is_match(&id)) {
                     continue;
                 }
-                let path = folder.path.join(&name);
+                let path = match &name {
+                    Ok(text) => folder.path.join(text),
+                    Err(raw) => folder.path.join(raw),
+                };
                 match fs::read_dir(&path) {
                     Ok(listing) => {
                         // The folder's files come where its name sorts: a chunk goes on
                         // across folders in walk order.
-                        id.push('/');
-                        let sub = Folder {
-                            path: Arc::from(path),
-                            prefix: id,
+                        let sub = Arc::new(Folder {
+                            path,
+                            prefix: format!("{id}/"),
                             utf8,
-                        };
+                        });
                         self.walk_folder(&sub, listing, walk)?;
                     }
                     Err(error) => self.unlisted(&id, &error, walk.report),
@@ -915,19 +951,35 @@ impl Inner {
             drop(shown);
             if !utf8 {
                 walk.push(Pending::Settled(Found::Failed {
-                    id,
+                    id: id.clone(),
                     error: "file name is not valid UTF-8".to_owned(),
                 }))?;
                 continue;
             }
 
+            let rule = self.rule_for(&id);
+            let settings = match &last_settings {
+                Some((last_rule, settings)) if *last_rule == rule => settings.clone(),
+                _ => {
+                    let settings = self.settings(&id, rule, &mut walk.settings);
+                    last_settings = Some((rule, settings.clone()));
+                    settings
+                }
+            };
+            // UTF-8, checked above.
+            let Ok(name) = name else {
+                continue;
+            };
             let pending = if file_type.is_symlink() {
                 match resolve_link(walk.root, &folder.path.join(&name)) {
                     Link::File { target, stat } => Pending::Settled(Found::File {
-                        id,
-                        at: Location::Target(target),
+                        at: Location::Link {
+                            id: id.clone(),
+                            target,
+                        },
                         format,
                         stat: Stat::of(&stat),
+                        settings,
                     }),
                     Link::NotAFile => {
                         debug!(file = %id, "link to a folder or special file not followed");
@@ -936,36 +988,38 @@ impl Inner {
                     Link::Outside => {
                         walk.report.links_outside += 1;
                         warn!(file = %id, "symbolic link leads outside the file-share root, not followed");
-                        Pending::Settled(Found::Failed {
-                            id,
+                        walk.push(Pending::Settled(Found::Failed {
+                            id: id.clone(),
                             error: "symbolic link leads outside the file-share root; not followed"
                                 .to_owned(),
-                        })
+                        }))?;
+                        continue;
                     }
-                    Link::Broken(error) => Pending::Settled(Found::Failed {
-                        id,
-                        error: format!("broken symbolic link: {error}"),
-                    }),
+                    Link::Broken(error) => {
+                        walk.push(Pending::Settled(Found::Failed {
+                            id: id.clone(),
+                            error: format!("broken symbolic link: {error}"),
+                        }))?;
+                        continue;
+                    }
                 }
             } else if file_type.is_file() {
                 Pending::Entry {
-                    id,
                     entry,
-                    folder: Arc::clone(&folder.path),
+                    folder: Arc::clone(folder),
                     name,
                     format,
+                    settings,
                 }
             } else {
                 // Pipes, sockets and devices: opening a pipe would block the walk forever.
                 continue;
             };
-            if let Some(id) = pending.file_id() {
-                walk.report.files += 1;
-                match self.rule_for(id) {
-                    Some(index) => walk.report.rule_hits[index] += 1,
-                    None if self.default_access.is_empty() => walk.report.visible_to_nobody += 1,
-                    None => {}
-                }
+            walk.report.files += 1;
+            match rule {
+                Some(index) => walk.report.rule_hits[index] += 1,
+                None if self.default_access.is_empty() => walk.report.visible_to_nobody += 1,
+                None => {}
             }
             walk.push(pending)?;
         }
@@ -1013,37 +1067,29 @@ impl Inner {
         }
     }
 
-    /// The settings digest of `id`'s fingerprint, as [`Inner::derive`] computes it. Without a
-    /// `url_prefix` it depends only on the matching access rule and the top-level folder, so
-    /// it is computed once per pair and run rather than once per file; with one, every file's
-    /// URL differs and it is computed per file.
+    /// The settings digest of `id`'s fingerprint, as [`Inner::derive`] computes it; `rule`
+    /// is its first matching access rule. Without a `url_prefix` it depends only on the rule
+    /// and the top-level folder, so it is computed once per pair and run rather than once per
+    /// file; with one, every file's URL differs and it is computed per file.
     /// `None` means per file: the caller derives it.
-    fn settings(&self, id: &str, cache: &mut SettingsCache) -> Option<Arc<str>> {
+    fn settings(
+        &self,
+        id: &str,
+        rule: Option<usize>,
+        cache: &mut SettingsCache,
+    ) -> Option<Arc<str>> {
         if self.url_prefix.is_some() {
             return None;
         }
-        let rule = self.rule_for(id);
         // Folder names are never empty, so "" stands for the root.
         let folder = top_folder(id).unwrap_or("");
-        // The walk goes folder by folder: most files have the previous file's key.
-        if let Some((r, f, settings)) = &cache.last
-            && *r == rule
-            && f == folder
-        {
+        let by_folder = cache.digests.entry(rule).or_default();
+        if let Some(settings) = by_folder.get(folder) {
             return Some(Arc::clone(settings));
         }
-        let by_folder = cache.digests.entry(rule).or_default();
-        let settings = match by_folder.get(folder) {
-            Some(settings) => Arc::clone(settings),
-            None => {
-                let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
-                let settings: Arc<str> =
-                    self.settings_digest(self.acl_for(rule), &tags, None).into();
-                by_folder.insert(folder.to_owned(), Arc::clone(&settings));
-                settings
-            }
-        };
-        cache.last = Some((rule, folder.to_owned(), Arc::clone(&settings)));
+        let tags: Vec<String> = top_folder(id).map(str::to_owned).into_iter().collect();
+        let settings: Arc<str> = self.settings_digest(self.acl_for(rule), &tags, None).into();
+        by_folder.insert(folder.to_owned(), Arc::clone(&settings));
         Some(settings)
     }
 
@@ -1236,11 +1282,10 @@ fn read_file(path: &Path, walked: &Stat, max: u64) -> Result<(Vec<u8>, Metadata)
 }
 
 /// The settings digests of one run, by first matching access rule and top-level folder
-/// (`""` for files at the root), and the last one used.
+/// (`""` for files at the root).
 #[derive(Default)]
 struct SettingsCache {
     digests: HashMap<Option<usize>, HashMap<String, Arc<str>>>,
-    last: Option<(Option<usize>, String, Arc<str>)>,
 }
 
 /// The top-level folder of a file's id, its tag (`None` for a file at the root).
@@ -1270,26 +1315,35 @@ fn title_from_name(id: &str) -> String {
 }
 
 /// A fingerprint as this connector writes it:
-/// `<size>:<mtime-ns>:<blake3 of the content>:<settings digest>`.
+/// `<size>:<mtime-ns>:<blake3 of the content>:<settings digest>`, parsed into the parts a
+/// file being read is compared by (the size and time are compared by [`Fingerprint::matches`]).
 struct Fingerprint<'a> {
-    size: &'a str,
-    mtime: &'a str,
     content: &'a str,
     settings: &'a str,
 }
 
 impl<'a> Fingerprint<'a> {
-    /// Whether the file's size and modification time are the ones this fingerprint was made
-    /// with: compared as numbers, so an unchanged file costs no formatting.
-    fn stat_matches(&self, stat: &Stat) -> bool {
-        if self.size.parse::<u64>().ok() != Some(stat.len) {
-            return false;
-        }
-        // Nanoseconds from the epoch fit in an `i64` from 1677 to 2262, and parse faster so.
-        match i64::try_from(stat.mtime_ns) {
-            Ok(mtime_ns) => self.mtime.parse::<i64>().ok() == Some(mtime_ns),
-            Err(_) => self.mtime.parse::<i128>().ok() == Some(stat.mtime_ns),
-        }
+    /// Whether `fingerprint` was made from a file of this size and modification time, with
+    /// these settings. Checked as bytes against the numbers as the fingerprint writes them,
+    /// formatted on the stack: a re-sync asks this of every file, and parsing the numbers
+    /// out costs more.
+    fn matches(fingerprint: &str, stat: &Stat, settings: &str) -> bool {
+        let mut len = itoa::Buffer::new();
+        let mut mtime = itoa::Buffer::new();
+        // Nanoseconds from the epoch fit in an `i64` from 1677 to 2262, and format faster so.
+        let mtime = match i64::try_from(stat.mtime_ns) {
+            Ok(mtime_ns) => mtime.format(mtime_ns),
+            Err(_) => mtime.format(stat.mtime_ns),
+        };
+        let rest = fingerprint
+            .strip_prefix(len.format(stat.len))
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.strip_prefix(mtime))
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.strip_suffix(settings))
+            .and_then(|rest| rest.strip_suffix(':'));
+        // What is left is the content hash.
+        rest.is_some_and(|content| !content.is_empty())
     }
 
     fn parse(value: &'a str) -> Option<Self> {
@@ -1309,8 +1363,6 @@ impl<'a> Fingerprint<'a> {
             return None;
         }
         Some(Self {
-            size: &value[..size_end],
-            mtime: &value[size_end + 1..stat_end],
             content: &value[stat_end + 1..content_end],
             settings: &value[content_end + 1..],
         })
@@ -1329,6 +1381,7 @@ impl Counts {
         match change {
             Change::Upsert(_) => self.upserted += 1,
             Change::Unchanged { .. } => self.unchanged += 1,
+            Change::UnchangedKnown { slots } => self.unchanged += slots.len(),
             Change::Failed { external_id, error } => {
                 self.failed += 1;
                 warn!(source, file = %external_id, %error, "file could not be indexed");
@@ -1443,7 +1496,8 @@ mod tests {
             let mut distinct = std::collections::HashSet::new();
             for id in ids {
                 let own = share.inner.derive(id).settings;
-                match share.inner.settings(id, &mut cache) {
+                let rule = share.inner.rule_for(id);
+                match share.inner.settings(id, rule, &mut cache) {
                     Some(cached) => assert_eq!(&*cached, own, "{id} with {lines:?}"),
                     // Every file's URL differs: derived per file.
                     None => assert!(lines.contains("url_prefix"), "{id} with {lines:?}"),
@@ -1488,25 +1542,27 @@ mod tests {
                 ..stat
             };
             let fingerprint = format!("3:{}:hash:settings", far.mtime_ns);
-            assert!(Fingerprint::parse(&fingerprint).unwrap().stat_matches(&far));
-            assert!(
-                !Fingerprint::parse(&fingerprint)
-                    .unwrap()
-                    .stat_matches(&stat)
-            );
+            assert!(Fingerprint::matches(&fingerprint, &far, "settings"));
+            assert!(!Fingerprint::matches(&fingerprint, &stat, "settings"));
 
             let same = format!("3:{}:hash:settings", stat.mtime_ns);
-            assert!(Fingerprint::parse(&same).unwrap().stat_matches(&stat));
+            assert!(Fingerprint::matches(&same, &stat, "settings"));
+            // What the connector writes for the file matches it.
+            let written = format!("{}:{}:hash:settings", stat.len, stat.mtime_ns);
+            assert!(Fingerprint::matches(&written, &stat, "settings"));
             for other in [
                 format!("4:{}:hash:settings", stat.mtime_ns),
                 format!("3:{}:hash:settings", stat.mtime_ns + 1),
                 format!("03:{}x:hash:settings", stat.mtime_ns),
+                format!("3:{}:hash:other", stat.mtime_ns),
+                format!("3:{}::settings", stat.mtime_ns),
+                format!("3:{}:settings", stat.mtime_ns),
+                format!("3:{}:hashsettings", stat.mtime_ns),
+                format!("3:{}", stat.mtime_ns),
                 "x:y:hash:settings".to_owned(),
+                String::new(),
             ] {
-                assert!(
-                    !Fingerprint::parse(&other).unwrap().stat_matches(&stat),
-                    "{other}"
-                );
+                assert!(!Fingerprint::matches(&other, &stat, "settings"), "{other}");
             }
         }
     }
@@ -1541,14 +1597,12 @@ mod tests {
     #[test]
     fn fingerprints_parse_back() {
         let parsed = Fingerprint::parse("12:-5:abc:def").unwrap();
-        assert_eq!(
-            (parsed.size, parsed.mtime, parsed.content, parsed.settings),
-            ("12", "-5", "abc", "def")
-        );
+        assert_eq!((parsed.content, parsed.settings), ("abc", "def"));
         assert!(Fingerprint::parse("12:5:abc").is_none());
         assert!(Fingerprint::parse("12:5").is_none());
         assert!(
-            Fingerprint::parse(":::").is_some_and(|p| p.size.is_empty() && p.settings.is_empty())
+            Fingerprint::parse(":::")
+                .is_some_and(|p| p.content.is_empty() && p.settings.is_empty())
         );
         assert!(Fingerprint::parse("").is_none());
         assert_eq!(top_folder("HR/Løn/a.txt"), Some("HR"));

@@ -22,7 +22,7 @@ pub mod registry;
 pub mod website;
 pub mod wordpress;
 
-pub use connector::{ChangeSink, Connector, KnownDocs, RunContext};
+pub use connector::{ChangeSink, Connector, KnownDoc, KnownDocs, RunContext};
 pub use error::ConnectorError;
 pub use feed::{Feed, FeedParams};
 pub use file_share::{AccessRule, FileShare, FileShareParams};

@@ -47,6 +47,10 @@ pub enum Change {
     /// message where a connector finds thousands in a row (a file share's walk), so that the
     /// receiver handles them together instead of being woken for each.
     UnchangedMany { external_ids: Vec<String> },
+    /// Several known documents seen and not modified, named by their places
+    /// ([`crate::KnownDoc::slot`]) rather than their ids, in this order: what a re-sync
+    /// sends for most of a large source, at four bytes a document and no id to hash or free.
+    UnchangedKnown { slots: Vec<u32> },
     /// The source said the document is gone.
     Delete { external_id: String },
     /// The document could not be read. Reported, never fatal: the old indexed version stays.
@@ -67,12 +71,13 @@ impl Change {
             | Change::Failed { external_id, .. } => Some(external_id),
             Change::Checkpoint { .. }
             | Change::TraversalComplete
-            | Change::UnchangedMany { .. } => None,
+            | Change::UnchangedMany { .. }
+            | Change::UnchangedKnown { .. } => None,
         }
     }
 
     /// The change as single changes: an `UnchangedMany` as its `Unchanged`s, any other as
-    /// itself.
+    /// itself (an `UnchangedKnown` too: only the known documents can name its slots).
     pub fn into_singles(self) -> impl Iterator<Item = Change> {
         let (many, one) = match self {
             Change::UnchangedMany { external_ids } => (external_ids, None),

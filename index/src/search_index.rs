@@ -93,8 +93,9 @@ impl CommitPayload {
 
 /// External id → fingerprint (if it has one) of a source's documents. Keyed with a fast
 /// non-cryptographic hash: the ids come from the index, not from users, and an unchanged
-/// re-sync looks each one up once or twice.
-pub type DocsById = rustc_hash::FxHashMap<String, Option<String>>;
+/// re-sync looks each one up. Each entry also has a place (`get_full`, `get_index`), by
+/// which a sync marks the documents it saw without hashing or keeping their ids again.
+pub type DocsById = indexmap::IndexMap<String, Option<String>, rustc_hash::FxBuildHasher>;
 
 /// A set of external ids, with the same fast hash: the ids a sync has seen, one insert per
 /// document.

@@ -164,6 +164,7 @@ pub async fn measure(
             }
             Change::Unchanged { .. } => m.unchanged += 1,
             Change::UnchangedMany { external_ids } => m.unchanged += external_ids.len(),
+            Change::UnchangedKnown { slots } => m.unchanged += slots.len(),
             Change::Delete { external_id } => {
                 m.deleted += 1;
                 known.remove(&external_id);

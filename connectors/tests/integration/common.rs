@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use samle_connectors::{Change, ChangeSink, Connector, ConnectorError, KnownDocs, RunContext};
+use samle_connectors::{
+    Change, ChangeSink, Connector, ConnectorError, KnownDoc, KnownDocs, RunContext,
+};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -24,18 +26,32 @@ pub async fn run(
     run_with(connector, known, None, false).await
 }
 
+/// [`run`] with a cursor. The known documents have places, as the sync engine gives them.
 pub async fn run_with(
     connector: &dyn Connector,
     known: HashMap<String, String>,
     cursor: Option<&str>,
     full: bool,
 ) -> (Result<(), ConnectorError>, Vec<Change>) {
-    run_known(connector, Arc::new(known), cursor, full).await
+    let known = Arc::new(Slotted::from(known));
+    let (result, raw) = run_raw(connector, known.clone(), cursor, full).await;
+    (result, known.singles(raw))
 }
 
-/// [`run_with`] with any [`KnownDocs`], for tests that watch or slow down how a connector
-/// reads them.
+/// [`run_with`] with any [`KnownDocs`] (without places), for tests that watch or slow down
+/// how a connector reads them.
 pub async fn run_known(
+    connector: &dyn Connector,
+    known: Arc<dyn KnownDocs>,
+    cursor: Option<&str>,
+    full: bool,
+) -> (Result<(), ConnectorError>, Vec<Change>) {
+    let (result, raw) = run_raw(connector, known, cursor, full).await;
+    (result, Slotted::default().singles(raw))
+}
+
+/// Runs a connector to the end and collects its messages as sent.
+pub async fn run_raw(
     connector: &dyn Connector,
     known: Arc<dyn KnownDocs>,
     cursor: Option<&str>,
@@ -50,16 +66,81 @@ pub async fn run_known(
         known,
         sink: ChangeSink::new(tx),
     };
-    // One change per document: the tests look at what is said about each, not at how the
-    // connector packs it (see `file_share::unchanged_files_travel_together_in_walk_order`).
     let collect = async {
         let mut changes = Vec::new();
         while let Some(change) = rx.recv().await {
-            changes.extend(change.into_singles());
+            changes.push(change);
         }
         changes
     };
     tokio::join!(connector.run(ctx), collect)
+}
+
+/// Known documents with places, the way the sync engine's have them: a connector may report
+/// them unchanged by place ([`Change::UnchangedKnown`]). Places follow the ids' order.
+#[derive(Default)]
+pub struct Slotted {
+    ids: Vec<String>,
+    docs: HashMap<String, (u32, String)>,
+}
+
+impl From<HashMap<String, String>> for Slotted {
+    fn from(known: HashMap<String, String>) -> Self {
+        let mut pairs: Vec<(String, String)> = known.into_iter().collect();
+        pairs.sort();
+        let mut slotted = Slotted::default();
+        for (slot, (id, fingerprint)) in pairs.into_iter().enumerate() {
+            slotted.ids.push(id.clone());
+            slotted
+                .docs
+                .insert(id, (u32::try_from(slot).unwrap(), fingerprint));
+        }
+        slotted
+    }
+}
+
+impl Slotted {
+    /// The messages as single changes, one per document: the tests look at what is said
+    /// about each, not at how the connector packs it (see
+    /// `file_share::unchanged_files_travel_together_in_walk_order`). A slot is given back
+    /// as its id; one these documents do not have fails the test.
+    pub fn singles(&self, raw: Vec<Change>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for change in raw {
+            match change {
+                Change::UnchangedKnown { slots } => {
+                    changes.extend(slots.into_iter().map(|slot| {
+                        Change::Unchanged {
+                            external_id: self
+                                .ids
+                                .get(slot as usize)
+                                .unwrap_or_else(|| panic!("slot {slot} of {}", self.ids.len()))
+                                .clone(),
+                        }
+                    }));
+                }
+                other => changes.extend(other.into_singles()),
+            }
+        }
+        changes
+    }
+}
+
+impl KnownDocs for Slotted {
+    fn find(&self, external_id: &str) -> Option<KnownDoc<'_>> {
+        self.docs
+            .get(external_id)
+            .map(|(slot, fingerprint)| KnownDoc {
+                fingerprint: Some(fingerprint),
+                slot: Some(*slot),
+            })
+    }
+
+    fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (id, (_, fingerprint)) in &self.docs {
+            each(id, fingerprint);
+        }
+    }
 }
 
 /// The fingerprints of every upserted document, as `src/` would store them.

@@ -537,9 +537,9 @@ impl samle_connectors::KnownDocs for Watched {
         Ok(())
     }
 
-    fn fingerprint(&self, external_id: &str) -> Option<&str> {
+    fn find(&self, external_id: &str) -> Option<samle_connectors::KnownDoc<'_>> {
         self.touched.store(true, Ordering::SeqCst);
-        self.docs.get(external_id).map(String::as_str)
+        HashMap::find(&self.docs, external_id)
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use samle_connectors::{Change, ConnectorError};
+use samle_connectors::{Change, ConnectorError, KnownDocs};
 
 use crate::common::{
-    Share, failures, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run,
-    run_known, upserts,
+    Share, Slotted, failures, fingerprints, fixture, ids, is_failed, is_unchanged, is_upsert, run,
+    run_known, run_raw, upserts,
 };
 
 fn utc(rfc3339: &str) -> DateTime<Utc> {
@@ -805,8 +806,8 @@ impl samle_connectors::KnownDocs for SlowKnown {
         Ok(())
     }
 
-    fn fingerprint(&self, external_id: &str) -> Option<&str> {
-        self.docs.get(external_id).map(String::as_str)
+    fn find(&self, external_id: &str) -> Option<samle_connectors::KnownDoc<'_>> {
+        HashMap::find(&self.docs, external_id)
     }
 
     fn for_each(&self, each: &mut dyn FnMut(&str, &str)) {
@@ -861,29 +862,6 @@ async fn the_walk_lists_ahead_while_fingerprints_load_and_stops_if_they_cannot()
     assert!(third.is_empty(), "{third:?}");
 }
 
-/// The changes of a run as the connector sends them, batches unpacked only by the caller.
-async fn run_raw(
-    connector: &dyn samle_connectors::Connector,
-    known: HashMap<String, String>,
-) -> (Result<(), ConnectorError>, Vec<Change>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let ctx = samle_connectors::RunContext {
-        source_id: "test".to_owned(),
-        cursor: None,
-        full: false,
-        known: std::sync::Arc::new(known),
-        sink: samle_connectors::ChangeSink::new(tx),
-    };
-    let collect = async {
-        let mut changes = Vec::new();
-        while let Some(change) = rx.recv().await {
-            changes.push(change);
-        }
-        changes
-    };
-    tokio::join!(connector.run(ctx), collect)
-}
-
 /// A share larger than one chunk of files and spread over more folders than one chunk may
 /// hold, in the order the walk gives: each folder's files by name, where its name sorts.
 fn big_share(share: &Share) -> Vec<String> {
@@ -925,28 +903,38 @@ async fn unchanged_files_travel_together_in_walk_order() {
     assert_eq!(ids(&first, is_failed), ["mappe-05/g-ude.txt"]);
 
     // Two edits, far apart: each upsert comes where its file is, between runs of unchanged
-    // files sent many to a message.
+    // files sent many to a message: by their places among the known documents where those
+    // have places (the sync engine's do), by id where they do not.
     share.write("mappe-03/f1.txt", "ændret og længere");
     share.write("rod-250.txt", "ændret og længere");
-    let (result, raw) = run_raw(connector.as_ref(), fingerprints(&first)).await;
-    result.unwrap();
-    assert!(
-        raw.len() < 20,
-        "{} messages for {} files",
-        raw.len(),
-        expected.len()
-    );
-    assert!(
-        raw.iter()
-            .any(|c| matches!(c, Change::UnchangedMany { .. }))
-    );
-    let singles: Vec<Change> = raw.into_iter().flat_map(Change::into_singles).collect();
-    assert_complete(&singles);
-    let order: Vec<&str> = singles.iter().filter_map(Change::external_id).collect();
-    assert_eq!(order, expected);
-    assert_eq!(ids(&singles, is_upsert), ["mappe-03/f1.txt", "rod-250.txt"]);
-    assert_eq!(ids(&singles, is_failed), ["mappe-05/g-ude.txt"]);
-    assert_eq!(ids(&singles, is_unchanged).len(), expected.len() - 3);
+    let known = fingerprints(&first);
+    let slotted = Arc::new(Slotted::from(known.clone()));
+    let plain: Arc<HashMap<String, String>> = Arc::new(known);
+    for (known, by_place) in [
+        (slotted.clone() as Arc<dyn KnownDocs>, true),
+        (plain as Arc<dyn KnownDocs>, false),
+    ] {
+        let (result, raw) = run_raw(connector.as_ref(), known, None, false).await;
+        result.unwrap();
+        assert!(
+            raw.len() < 20,
+            "{} messages for {} files",
+            raw.len(),
+            expected.len()
+        );
+        assert!(raw.iter().all(|c| match c {
+            Change::UnchangedKnown { .. } => by_place,
+            Change::Unchanged { .. } | Change::UnchangedMany { .. } => !by_place,
+            _ => true,
+        }));
+        let singles = slotted.singles(raw);
+        assert_complete(&singles);
+        let order: Vec<&str> = singles.iter().filter_map(Change::external_id).collect();
+        assert_eq!(order, expected);
+        assert_eq!(ids(&singles, is_upsert), ["mappe-03/f1.txt", "rod-250.txt"]);
+        assert_eq!(ids(&singles, is_failed), ["mappe-05/g-ude.txt"]);
+        assert_eq!(ids(&singles, is_unchanged).len(), expected.len() - 3);
+    }
 }
 
 #[tokio::test]

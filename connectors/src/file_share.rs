@@ -278,9 +278,9 @@ impl Connector for FileShare {
         // the walk starts while they are read from the index: it lists up to `LIST_AHEAD`
         // files meanwhile.
         let walk = tokio::task::spawn_blocking(move || {
-            let (chunks, listed) = std::sync::mpsc::sync_channel::<Vec<Pending>>(LISTED_CHUNKS);
+            let (chunks, listed) = std::sync::mpsc::sync_channel::<Chunk>(LISTED_CHUNKS);
             let inner = &*inner;
-            let consume = |listed: std::sync::mpsc::Receiver<Vec<Pending>>| {
+            let consume = |listed: std::sync::mpsc::Receiver<Chunk>| {
                 let mut counts = Counts::default();
                 let mut cancelled = false;
                 let mut ahead: VecDeque<Vec<Found>> = VecDeque::new();
@@ -303,21 +303,21 @@ impl Connector for FileShare {
                     }
                 };
                 let process =
-                    |chunk: Vec<Pending>, send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>| {
+                    |chunk: Chunk, send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>| {
                         inner.process_chunk(chunk, known.as_ref(), send)
                     };
-                'chunks: for mut chunk in listed {
+                'chunks: for chunk in listed {
                     if loaded.load(Ordering::Acquire) == LOADING && listed_ahead < LIST_AHEAD {
                         // Read the metadata now: the listing's open folders are not kept.
-                        listed_ahead += chunk.len();
-                        ahead.push_back(chunk.par_drain(..).map(Pending::stat).collect());
+                        listed_ahead += chunk.files.len();
+                        ahead.push_back(chunk.stat_all());
                         continue;
                     }
                     if !ready() {
                         break;
                     }
                     while let Some(earlier) = ahead.pop_front() {
-                        let found = earlier.into_iter().map(Pending::Settled).collect();
+                        let found = Chunk::settled(earlier);
                         if process(found, &mut send).is_break() {
                             cancelled = true;
                             break 'chunks;
@@ -332,7 +332,7 @@ impl Connector for FileShare {
                     // What was listed ahead and not handled yet (a share smaller than the
                     // look-ahead, listed before the fingerprints were read).
                     while let Some(earlier) = ahead.pop_front() {
-                        let found = earlier.into_iter().map(Pending::Settled).collect();
+                        let found = Chunk::settled(earlier);
                         if process(found, &mut send).is_break() {
                             cancelled = true;
                             break;
@@ -422,14 +422,65 @@ impl Inner {
     /// that extraction and indexing overlap rather than take turns.
     fn process_chunk(
         &self,
-        mut chunk: Vec<Pending>,
+        chunk: Chunk,
         known: &dyn KnownDocs,
         send: &mut dyn FnMut(Vec<Change>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let compared: Vec<Compared> = chunk
+        let Chunk {
+            folders,
+            settings,
+            mut files,
+        } = chunk;
+        let compared: Vec<Compared> = files
             .par_drain(..)
-            .map_init(String::new, |id, pending| {
-                self.compare(pending.stat(), id, known)
+            .map_init(String::new, |buffer, pending| match pending {
+                Pending::Entry {
+                    entry,
+                    folder,
+                    name,
+                    format,
+                    settings: digest,
+                } => {
+                    let folder = &folders[folder];
+                    match entry.metadata() {
+                        Ok(stat) => {
+                            let settings = digest.map(|digest| &*settings[digest]);
+                            let at = At::Entry { folder, name };
+                            self.compare(at, format, Stat::of(&stat), settings, buffer, known)
+                        }
+                        Err(error) => Compared::Settled(Change::Failed {
+                            external_id: format!("{}{name}", folder.prefix),
+                            error: format!("cannot read file metadata: {error}"),
+                        }),
+                    }
+                }
+                Pending::Settled(Found::Failed { id, error }) => {
+                    Compared::Settled(Change::Failed {
+                        external_id: id,
+                        error,
+                    })
+                }
+                Pending::Settled(Found::File {
+                    at,
+                    format,
+                    stat,
+                    settings,
+                }) => {
+                    let settings = settings.as_deref();
+                    match at {
+                        Location::Entry { folder, name } => {
+                            let at = At::Entry {
+                                folder: &folder,
+                                name,
+                            };
+                            self.compare(at, format, stat, settings, buffer, known)
+                        }
+                        Location::Link { id, target } => {
+                            let at = At::Link { id, target };
+                            self.compare(at, format, stat, settings, buffer, known)
+                        }
+                    }
+                }
             })
             .collect();
         let read_batch = self.walk_threads * READS_PER_THREAD;
@@ -474,27 +525,21 @@ impl Inner {
     /// Decides what one walked file needs: `Unchanged` from metadata alone when possible,
     /// otherwise a read. An unchanged file known by its place costs no allocation: its id is
     /// built in `buffer` to look it up, and it is reported by place.
-    fn compare(&self, found: Found, buffer: &mut String, known: &dyn KnownDocs) -> Compared {
-        let (at, format, stat, settings) = match found {
-            Found::Failed { id, error } => {
-                return Compared::Settled(Change::Failed {
-                    external_id: id,
-                    error,
-                });
-            }
-            Found::File {
-                at,
-                format,
-                stat,
-                settings,
-            } => (at, format, stat, settings),
-        };
+    fn compare(
+        &self,
+        at: At<'_>,
+        format: Format,
+        stat: Stat,
+        settings: Option<&str>,
+        buffer: &mut String,
+        known: &dyn KnownDocs,
+    ) -> Compared {
         let id = at.id(buffer);
         // An unchanged file needs only its settings digest, which most files share with
         // their folder: the access list, URL and tags are built only for files to be read,
         // or when the digest is the file's own (with a `url_prefix`), and then only once.
         let mut derived = None;
-        let settings = match settings.as_deref() {
+        let settings = match settings {
             Some(settings) => settings,
             None => derived.insert(self.derive(id)).settings.as_str(),
         };
@@ -527,7 +572,7 @@ impl Inner {
             derived: derived.unwrap_or_else(|| self.derive(&id)),
             known_hash,
             id,
-            at,
+            at: at.into_owned(),
             format,
             stat,
         }))
@@ -631,61 +676,117 @@ impl Location {
             Location::Link { target, .. } => target.clone(),
         }
     }
+}
 
+/// Where a file being compared is: a [`Location`] that borrows its folder from its chunk.
+enum At<'c> {
+    Entry {
+        folder: &'c Arc<Folder>,
+        name: String,
+    },
+    Link {
+        id: String,
+        target: PathBuf,
+    },
+}
+
+impl At<'_> {
     /// The file's id: built in `buffer` for an entry, without allocating once the buffer
     /// has grown.
     fn id<'a>(&'a self, buffer: &'a mut String) -> &'a str {
         match self {
-            Location::Entry { folder, name } => {
+            At::Entry { folder, name } => {
                 buffer.clear();
                 buffer.push_str(&folder.prefix);
                 buffer.push_str(name);
                 buffer
             }
-            Location::Link { id, .. } => id,
+            At::Link { id, .. } => id,
         }
+    }
+
+    fn into_owned(self) -> Location {
+        match self {
+            At::Entry { folder, name } => Location::Entry {
+                folder: Arc::clone(folder),
+                name,
+            },
+            At::Link { id, target } => Location::Link { id, target },
+        }
+    }
+}
+
+/// Files listed together, with the folders they come from and the settings digests they
+/// share. A file names both by index, so that handing it to another thread copies no shared
+/// pointer: every thread would write its count, one cache line among them all.
+#[derive(Default)]
+struct Chunk {
+    folders: Vec<Arc<Folder>>,
+    settings: Vec<Arc<str>>,
+    files: Vec<Pending>,
+}
+
+impl Chunk {
+    fn settled(found: Vec<Found>) -> Chunk {
+        Chunk {
+            files: found.into_iter().map(Pending::Settled).collect(),
+            ..Chunk::default()
+        }
+    }
+
+    /// Reads every file's metadata now, on the walk's threads, so that the chunk keeps no
+    /// folder open.
+    fn stat_all(self) -> Vec<Found> {
+        let Chunk {
+            folders,
+            settings,
+            mut files,
+        } = self;
+        files
+            .par_drain(..)
+            .map(|pending| match pending {
+                Pending::Settled(found) => found,
+                Pending::Entry {
+                    entry,
+                    folder,
+                    name,
+                    format,
+                    settings: digest,
+                } => {
+                    let folder = &folders[folder];
+                    match entry.metadata() {
+                        Ok(stat) => Found::File {
+                            at: Location::Entry {
+                                folder: Arc::clone(folder),
+                                name,
+                            },
+                            format,
+                            stat: Stat::of(&stat),
+                            settings: digest.map(|digest| Arc::clone(&settings[digest])),
+                        },
+                        Err(error) => Found::Failed {
+                            id: format!("{}{name}", folder.prefix),
+                            error: format!("cannot read file metadata: {error}"),
+                        },
+                    }
+                }
+            })
+            .collect()
     }
 }
 
 /// A selected entry as the listing hands it out: a file whose metadata is still to be read
-/// (relative to its open folder), or one already settled (a link, a failure).
+/// (relative to its open folder), or one already settled (a link, a failure). A file's
+/// folder and settings digest are indexes into its chunk's.
 enum Pending {
     Entry {
         entry: fs::DirEntry,
-        folder: Arc<Folder>,
+        folder: usize,
         name: String,
         format: Format,
-        settings: Option<Arc<str>>,
+        settings: Option<usize>,
     },
     Settled(Found),
-}
-
-impl Pending {
-    /// Reads the entry's metadata. It is not a link (those are settled when listed), so
-    /// this is the file's own metadata.
-    fn stat(self) -> Found {
-        match self {
-            Pending::Settled(found) => found,
-            Pending::Entry {
-                entry,
-                folder,
-                name,
-                format,
-                settings,
-            } => match entry.metadata() {
-                Ok(stat) => Found::File {
-                    at: Location::Entry { folder, name },
-                    format,
-                    stat: Stat::of(&stat),
-                    settings,
-                },
-                Err(error) => Found::Failed {
-                    id: format!("{}{name}", folder.prefix),
-                    error: format!("cannot read file metadata: {error}"),
-                },
-            },
-        }
-    }
 }
 
 /// What the connector compares and checks of a file's metadata.
@@ -733,27 +834,52 @@ struct Walk<'w> {
     root: &'w Path,
     report: &'w mut WalkReport,
     /// Files listed and not yet handed out, in walk order.
-    chunk: Vec<Pending>,
-    /// The folders the chunk's files come from, and the last one.
-    folders: usize,
-    last_folder: Option<Arc<Folder>>,
-    found: &'w mut dyn FnMut(Vec<Pending>) -> ControlFlow<()>,
+    chunk: Chunk,
+    found: &'w mut dyn FnMut(Chunk) -> ControlFlow<()>,
     settings: SettingsCache,
 }
 
 impl Walk<'_> {
-    fn push(&mut self, pending: Pending) -> ControlFlow<()> {
-        if let Pending::Entry { folder, .. } = &pending
-            && !self
-                .last_folder
-                .as_ref()
-                .is_some_and(|last| Arc::ptr_eq(last, folder))
+    /// Adds a listed file whose metadata is still to be read.
+    fn push_entry(
+        &mut self,
+        entry: fs::DirEntry,
+        folder: &Arc<Folder>,
+        name: String,
+        format: Format,
+        settings: Option<&Arc<str>>,
+    ) -> ControlFlow<()> {
+        let chunk = &mut self.chunk;
+        if !chunk
+            .folders
+            .last()
+            .is_some_and(|last| Arc::ptr_eq(last, folder))
         {
-            self.folders += 1;
-            self.last_folder = Some(Arc::clone(folder));
+            chunk.folders.push(Arc::clone(folder));
         }
-        self.chunk.push(pending);
-        if self.chunk.len() >= CHUNK || self.folders >= CHUNK_FOLDERS {
+        let settings = settings.map(|digest| {
+            if !chunk
+                .settings
+                .last()
+                .is_some_and(|last| Arc::ptr_eq(last, digest))
+            {
+                chunk.settings.push(Arc::clone(digest));
+            }
+            chunk.settings.len() - 1
+        });
+        let folder = chunk.folders.len() - 1;
+        self.push(Pending::Entry {
+            entry,
+            folder,
+            name,
+            format,
+            settings,
+        })
+    }
+
+    fn push(&mut self, pending: Pending) -> ControlFlow<()> {
+        self.chunk.files.push(pending);
+        if self.chunk.files.len() >= CHUNK || self.chunk.folders.len() >= CHUNK_FOLDERS {
             self.flush()?;
         }
         ControlFlow::Continue(())
@@ -761,12 +887,16 @@ impl Walk<'_> {
 
     /// Hands out the files listed so far.
     fn flush(&mut self) -> ControlFlow<()> {
-        if self.chunk.is_empty() {
+        if self.chunk.files.is_empty() {
             return ControlFlow::Continue(());
         }
-        self.folders = 0;
-        self.last_folder = None;
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                files: Vec::with_capacity(CHUNK),
+                ..Chunk::default()
+            },
+        );
         (self.found)(chunk)
     }
 }
@@ -839,7 +969,7 @@ impl Inner {
     fn walk(
         &self,
         root: &Path,
-        mut found: impl FnMut(Vec<Pending>) -> ControlFlow<()>,
+        mut found: impl FnMut(Chunk) -> ControlFlow<()>,
     ) -> Result<WalkReport, ConnectorError> {
         let mut report = WalkReport {
             include_hits: vec![0; self.include_patterns.len()],
@@ -858,9 +988,10 @@ impl Inner {
         let mut walk = Walk {
             root,
             report: &mut report,
-            chunk: Vec::with_capacity(CHUNK),
-            folders: 0,
-            last_folder: None,
+            chunk: Chunk {
+                files: Vec::with_capacity(CHUNK),
+                ..Chunk::default()
+            },
             found: &mut found,
             settings: SettingsCache::default(),
         };
@@ -958,28 +1089,26 @@ impl Inner {
             }
 
             let rule = self.rule_for(&id);
-            let settings = match &last_settings {
-                Some((last_rule, settings)) if *last_rule == rule => settings.clone(),
-                _ => {
-                    let settings = self.settings(&id, rule, &mut walk.settings);
-                    last_settings = Some((rule, settings.clone()));
-                    settings
-                }
-            };
+            if !matches!(&last_settings, Some((last_rule, _)) if *last_rule == rule) {
+                last_settings = Some((rule, self.settings(&id, rule, &mut walk.settings)));
+            }
+            let settings = last_settings
+                .as_ref()
+                .and_then(|(_, digest)| digest.as_ref());
             // UTF-8, checked above.
             let Ok(name) = name else {
                 continue;
             };
-            let pending = if file_type.is_symlink() {
+            let file = if file_type.is_symlink() {
                 match resolve_link(walk.root, &folder.path.join(&name)) {
-                    Link::File { target, stat } => Pending::Settled(Found::File {
+                    Link::File { target, stat } => Some(Found::File {
                         at: Location::Link {
                             id: id.clone(),
                             target,
                         },
                         format,
                         stat: Stat::of(&stat),
-                        settings,
+                        settings: settings.cloned(),
                     }),
                     Link::NotAFile => {
                         debug!(file = %id, "link to a folder or special file not followed");
@@ -1004,13 +1133,7 @@ impl Inner {
                     }
                 }
             } else if file_type.is_file() {
-                Pending::Entry {
-                    entry,
-                    folder: Arc::clone(folder),
-                    name,
-                    format,
-                    settings,
-                }
+                None
             } else {
                 // Pipes, sockets and devices: opening a pipe would block the walk forever.
                 continue;
@@ -1021,7 +1144,10 @@ impl Inner {
                 None if self.default_access.is_empty() => walk.report.visible_to_nobody += 1,
                 None => {}
             }
-            walk.push(pending)?;
+            match file {
+                Some(link) => walk.push(Pending::Settled(link))?,
+                None => walk.push_entry(entry, folder, name, format, settings)?,
+            }
         }
         ControlFlow::Continue(())
     }
@@ -1176,7 +1302,7 @@ impl Inner {
 
     fn check(&self) -> Result<Vec<String>, ConnectorError> {
         let root = self.open_root()?;
-        let report = self.walk(&root, |_| ControlFlow::Continue(()))?;
+        let report = self.walk(&root, |_: Chunk| ControlFlow::Continue(()))?;
         if let Some(reason) = report.incomplete() {
             return Err(ConnectorError::Incomplete { reason });
         }

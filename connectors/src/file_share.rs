@@ -94,8 +94,10 @@ pub struct FileShareParams {
     #[serde(default)]
     pub kind: Option<String>,
     /// How many threads read files' metadata and extract them, 1 to 64. Default: one per
-    /// processor, at most 8. On a network mount, where reading a file's metadata is a round
-    /// trip to the server, more threads than processors walk faster.
+    /// processor and one more, at most 8: the listing has a thread of its own, and while it
+    /// runs (or a thread waits for the others at the end of a chunk) the extra one keeps
+    /// every processor reading. On a network mount, where reading a file's metadata is a
+    /// round trip to the server, more threads walk faster.
     #[serde(default)]
     pub walk_threads: Option<usize>,
 }
@@ -217,7 +219,7 @@ impl FileShare {
         };
 
         let walk_threads = match params.walk_threads {
-            None => std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            None => std::thread::available_parallelism().map_or(3, |n| (n.get() + 1).min(8)),
             Some(n) if (1..=MAX_WALK_THREADS).contains(&n) => n,
             Some(n) => {
                 return Err(ConnectorError::Config(format!(
@@ -435,18 +437,17 @@ impl Inner {
             .par_drain(..)
             .map_init(String::new, |buffer, pending| match pending {
                 Pending::Entry {
-                    entry,
                     folder,
                     name,
                     format,
                     settings: digest,
                 } => {
-                    let folder = &folders[folder];
-                    match entry.metadata() {
+                    let (folder, open) = &folders[folder];
+                    match open.stat(&name) {
                         Ok(stat) => {
                             let settings = digest.map(|digest| &*settings[digest]);
                             let at = At::Entry { folder, name };
-                            self.compare(at, format, Stat::of(&stat), settings, buffer, known)
+                            self.compare(at, format, stat, settings, buffer, known)
                         }
                         Err(error) => Compared::Settled(Change::Failed {
                             external_id: format!("{}{name}", folder.prefix),
@@ -716,12 +717,13 @@ impl At<'_> {
     }
 }
 
-/// Files listed together, with the folders they come from and the settings digests they
-/// share. A file names both by index, so that handing it to another thread copies no shared
-/// pointer: every thread would write its count, one cache line among them all.
+/// Files listed together, with the folders they come from (each held open until the chunk's
+/// metadata has been read) and the settings digests they share. A file names both by index,
+/// so that handing it to another thread copies no shared pointer: every thread would write
+/// its count, one cache line among them all.
 #[derive(Default)]
 struct Chunk {
-    folders: Vec<Arc<Folder>>,
+    folders: Vec<(Arc<Folder>, Arc<OpenFolder>)>,
     settings: Vec<Arc<str>>,
     files: Vec<Pending>,
 }
@@ -734,8 +736,8 @@ impl Chunk {
         }
     }
 
-    /// Reads every file's metadata now, on the walk's threads, so that the chunk keeps no
-    /// folder open.
+    /// Reads every file's metadata now, on the walk's threads, so that no folder is kept
+    /// open for it.
     fn stat_all(self) -> Vec<Found> {
         let Chunk {
             folders,
@@ -747,21 +749,20 @@ impl Chunk {
             .map(|pending| match pending {
                 Pending::Settled(found) => found,
                 Pending::Entry {
-                    entry,
                     folder,
                     name,
                     format,
                     settings: digest,
                 } => {
-                    let folder = &folders[folder];
-                    match entry.metadata() {
+                    let (folder, open) = &folders[folder];
+                    match open.stat(&name) {
                         Ok(stat) => Found::File {
                             at: Location::Entry {
                                 folder: Arc::clone(folder),
                                 name,
                             },
                             format,
-                            stat: Stat::of(&stat),
+                            stat,
                             settings: digest.map(|digest| Arc::clone(&settings[digest])),
                         },
                         Err(error) => Found::Failed {
@@ -780,7 +781,6 @@ impl Chunk {
 /// folder and settings digest are indexes into its chunk's.
 enum Pending {
     Entry {
-        entry: fs::DirEntry,
         folder: usize,
         name: String,
         format: Format,
@@ -809,6 +809,21 @@ impl Stat {
             mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
                 + i128::from(metadata.mtime_nsec()),
             inode: (metadata.dev(), metadata.ino()),
+        }
+    }
+
+    /// As [`Stat::of`] computes it from the same file's `Metadata`.
+    #[cfg(unix)]
+    fn of_raw(stat: &rustix::fs::Stat) -> Stat {
+        // The fields' types differ between platforms (signed or not, 32 or 64 bits); the
+        // values always fit these.
+        fn unsigned(value: impl TryInto<u64>) -> u64 {
+            value.try_into().unwrap_or(0)
+        }
+        Stat {
+            len: unsigned(stat.st_size),
+            mtime_ns: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+            inode: (unsigned(stat.st_dev), unsigned(stat.st_ino)),
         }
     }
 
@@ -843,8 +858,7 @@ impl Walk<'_> {
     /// Adds a listed file whose metadata is still to be read.
     fn push_entry(
         &mut self,
-        entry: fs::DirEntry,
-        folder: &Arc<Folder>,
+        (folder, open): (&Arc<Folder>, &Arc<OpenFolder>),
         name: String,
         format: Format,
         settings: Option<&Arc<str>>,
@@ -853,9 +867,9 @@ impl Walk<'_> {
         if !chunk
             .folders
             .last()
-            .is_some_and(|last| Arc::ptr_eq(last, folder))
+            .is_some_and(|(last, _)| Arc::ptr_eq(last, folder))
         {
-            chunk.folders.push(Arc::clone(folder));
+            chunk.folders.push((Arc::clone(folder), Arc::clone(open)));
         }
         let settings = settings.map(|digest| {
             if !chunk
@@ -869,7 +883,6 @@ impl Walk<'_> {
         });
         let folder = chunk.folders.len() - 1;
         self.push(Pending::Entry {
-            entry,
             folder,
             name,
             format,
@@ -910,6 +923,45 @@ struct Folder {
     /// False when a folder name on the way is not UTF-8 (the prefix is then shown lossily and
     /// its files cannot have ids).
     utf8: bool,
+}
+
+/// A listed folder held open, so that its files' metadata is read relative to it: the kernel
+/// then looks up one name, where a file's whole path would have to be resolved again for
+/// each file.
+struct OpenFolder {
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+    #[cfg(not(unix))]
+    path: PathBuf,
+}
+
+impl OpenFolder {
+    fn open(path: &Path) -> std::io::Result<OpenFolder> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Mode, OFlags};
+            // Never through a link: the walk does not follow folder links, and a folder
+            // swapped for one after it was listed is refused.
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(path, flags, Mode::empty())?;
+            Ok(OpenFolder { fd })
+        }
+        #[cfg(not(unix))]
+        Ok(OpenFolder {
+            path: path.to_owned(),
+        })
+    }
+
+    /// The metadata of an entry itself (a link's own, not its target's).
+    fn stat(&self, name: &str) -> std::io::Result<Stat> {
+        #[cfg(unix)]
+        {
+            let stat = rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+            Ok(Stat::of_raw(&stat))
+        }
+        #[cfg(not(unix))]
+        fs::symlink_metadata(self.path.join(name)).map(|metadata| Stat::of(&metadata))
+    }
 }
 
 /// Counts from one walk, for `check` notes and the end-of-run log.
@@ -976,10 +1028,12 @@ impl Inner {
             rule_hits: vec![0; self.rules.len()],
             ..WalkReport::default()
         };
-        let listing = fs::read_dir(root).map_err(|source| ConnectorError::Io {
+        let io = |source| ConnectorError::Io {
             path: self.root.clone(),
             source,
-        })?;
+        };
+        let listing = fs::read_dir(root).map_err(io)?;
+        let open = Arc::new(OpenFolder::open(root).map_err(io)?);
         let top = Arc::new(Folder {
             path: root.to_owned(),
             prefix: String::new(),
@@ -995,7 +1049,10 @@ impl Inner {
             found: &mut found,
             settings: SettingsCache::default(),
         };
-        if self.walk_folder(&top, listing, &mut walk).is_continue() {
+        if self
+            .walk_folder((&top, &open), listing, &mut walk)
+            .is_continue()
+        {
             let _ = walk.flush();
         }
         Ok(report)
@@ -1008,14 +1065,15 @@ impl Inner {
     /// kernel resolve the whole path again for each one.
     fn walk_folder(
         &self,
-        folder: &Arc<Folder>,
+        (folder, open): (&Arc<Folder>, &Arc<OpenFolder>),
         listing: fs::ReadDir,
         walk: &mut Walk<'_>,
     ) -> ControlFlow<()> {
+        // Names and types only: the listing's own descriptor is closed once it is read.
         let mut entries = Vec::new();
         for entry in listing {
             match entry {
-                Ok(entry) => entries.push((entry.file_name(), entry)),
+                Ok(entry) => entries.push((entry.file_name(), entry.file_type())),
                 Err(error) => self.unlisted(&folder.prefix, &error, walk.report),
             }
         }
@@ -1026,7 +1084,7 @@ impl Inner {
         // The settings digest of the folder's last file and its access rule: the digest
         // depends on the rule and the top-level folder only, and the folder is the same.
         let mut last_settings: Option<(Option<usize>, Option<Arc<str>>)> = None;
-        for (name, entry) in entries {
+        for (name, file_type) in entries {
             // A name is checked for UTF-8 once: as text it is shown, is part of the id, and
             // is what the file's readers get.
             let name = name.into_string();
@@ -1039,7 +1097,7 @@ impl Inner {
             id.clear();
             id.push_str(&folder.prefix);
             id.push_str(&shown);
-            let file_type = match entry.file_type() {
+            let file_type = match file_type {
                 Ok(file_type) => file_type,
                 Err(error) => {
                     self.unlisted(&id, &error, walk.report);
@@ -1055,8 +1113,10 @@ impl Inner {
                     Ok(text) => folder.path.join(text),
                     Err(raw) => folder.path.join(raw),
                 };
-                match fs::read_dir(&path) {
-                    Ok(listing) => {
+                match fs::read_dir(&path).and_then(|listing| {
+                    OpenFolder::open(&path).map(|open| (listing, Arc::new(open)))
+                }) {
+                    Ok((listing, sub_open)) => {
                         // The folder's files come where its name sorts: a chunk goes on
                         // across folders in walk order.
                         let sub = Arc::new(Folder {
@@ -1064,7 +1124,7 @@ impl Inner {
                             prefix: format!("{id}/"),
                             utf8,
                         });
-                        self.walk_folder(&sub, listing, walk)?;
+                        self.walk_folder((&sub, &sub_open), listing, walk)?;
                     }
                     Err(error) => self.unlisted(&id, &error, walk.report),
                 }
@@ -1146,7 +1206,7 @@ impl Inner {
             }
             match file {
                 Some(link) => walk.push(Pending::Settled(link))?,
-                None => walk.push_entry(entry, folder, name, format, settings)?,
+                None => walk.push_entry((folder, open), name, format, settings)?,
             }
         }
         ControlFlow::Continue(())
@@ -1635,6 +1695,18 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn folders_are_never_opened_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        assert!(OpenFolder::open(&dir.path().join("real")).is_ok());
+        assert!(OpenFolder::open(&dir.path().join("link")).is_err());
+        let open = OpenFolder::open(dir.path()).unwrap();
+        assert!(open.stat("missing.txt").is_err());
+    }
+
     #[test]
     fn stat_comparison_reads_size_and_modification_time() {
         let dir = tempfile::tempdir().unwrap();
@@ -1651,6 +1723,9 @@ mod tests {
                 .unwrap();
             let metadata = std::fs::metadata(&path).unwrap();
             let stat = Stat::of(&metadata);
+            // Read relative to the open folder, as the walk does, it is the same.
+            let open = OpenFolder::open(dir.path()).unwrap();
+            assert_eq!(open.stat("a.txt").unwrap(), stat);
             let expected = match metadata
                 .modified()
                 .unwrap()

@@ -1073,18 +1073,25 @@ impl Inner {
         let mut entries = Vec::new();
         for entry in listing {
             match entry {
-                Ok(entry) => entries.push((entry.file_name(), entry.file_type())),
+                Ok(entry) => {
+                    let name = entry.file_name();
+                    entries.push((sort_key(&name), name, entry.file_type()));
+                }
                 Err(error) => self.unlisted(&folder.prefix, &error, walk.report),
             }
         }
-        entries.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        entries.sort_unstable_by(|(a_key, a, _), (b_key, b, _)| {
+            a_key
+                .cmp(b_key)
+                .then_with(|| a.as_encoded_bytes().cmp(b.as_encoded_bytes()))
+        });
         // The entry's path below the root (its id if it is a selected file), built here for
         // every entry without allocating.
         let mut id = String::with_capacity(folder.prefix.len() + 64);
         // The settings digest of the folder's last file and its access rule: the digest
         // depends on the rule and the top-level folder only, and the folder is the same.
         let mut last_settings: Option<(Option<usize>, Option<Arc<str>>)> = None;
-        for (name, file_type) in entries {
+        for (_, name, file_type) in entries {
             // A name is checked for UTF-8 once: as text it is shown, is part of the id, and
             // is what the file's readers get.
             let name = name.into_string();
@@ -1474,6 +1481,17 @@ struct SettingsCache {
     digests: HashMap<Option<usize>, HashMap<String, Arc<str>>>,
 }
 
+/// A name's first 16 bytes as one number, ordered as the names are (bytes compared in order;
+/// a name cannot contain a zero byte, so a shorter one sorts first). Most names of a folder
+/// differ within them, so sorting compares numbers and reads whole names only on a tie.
+fn sort_key(name: &std::ffi::OsStr) -> u128 {
+    let name = name.as_encoded_bytes();
+    let mut key = [0; 16];
+    let len = name.len().min(key.len());
+    key[..len].copy_from_slice(&name[..len]);
+    u128::from_be_bytes(key)
+}
+
 /// The top-level folder of a file's id, its tag (`None` for a file at the root).
 fn top_folder(id: &str) -> Option<&str> {
     // Asked for every file: a byte scan of the first few characters, not a `memchr` set-up.
@@ -1693,6 +1711,39 @@ mod tests {
             // Folders are tags, so files in different top-level folders never share one.
             assert!(distinct.len() >= 3, "{lines:?}: {distinct:?}");
         }
+    }
+
+    #[test]
+    fn sort_keys_order_names_as_their_bytes() {
+        let names = [
+            "vejledning-1.md",
+            "vejledning-10.md",
+            "vejledning-1000.md",
+            "vejledning-1001.md",
+            "vejledning-100.md",
+            "vejledning-1000.mdx",
+            "a",
+            "",
+            "ab",
+            "a b",
+            "Ærø.txt",
+            "Zebra.txt",
+            "ø",
+            "øl",
+            "exactly-16-bytes",
+            "exactly-16-bytes!",
+            "exactly-16-byteS",
+        ];
+        let mut by_key: Vec<&str> = names.to_vec();
+        by_key.sort_by(|a, b| {
+            let (a_os, b_os) = (std::ffi::OsStr::new(a), std::ffi::OsStr::new(b));
+            sort_key(a_os)
+                .cmp(&sort_key(b_os))
+                .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+        });
+        let mut by_bytes = names.to_vec();
+        by_bytes.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(by_key, by_bytes);
     }
 
     #[cfg(unix)]

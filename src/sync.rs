@@ -729,19 +729,11 @@ impl SyncEngine {
                     }
                 }
             };
-            if let Some(op) = op {
-                let op = match op {
-                    DocOp::Add(doc) => WriteOp::Add(doc),
-                    DocOp::Upsert(doc) => WriteOp::Upsert(doc),
-                    DocOp::Delete(external_id) => WriteOp::Delete {
-                        source: source.id.clone(),
-                        external_id,
-                    },
-                };
-                if let Err(e) = self.indexer.apply(op).await {
-                    failure = Some(format!("cannot write to the index: {e}"));
-                    break;
-                }
+            if let Some(op) = op
+                && let Err(e) = self.indexer.apply(op).await
+            {
+                failure = Some(format!("cannot write to the index: {e}"));
+                break;
             }
             if last_commit.elapsed() >= commit_interval {
                 let cursor = cursors.pending().map(|c| (source.id.clone(), c.to_owned()));
@@ -845,7 +837,7 @@ impl SyncEngine {
         seen: &mut Seen,
         counts: &mut RunCounts,
         (source, run_id): (&str, i64),
-    ) -> Result<Option<DocOp>, String> {
+    ) -> Result<Option<WriteOp>, String> {
         Ok(match change {
             Change::Upsert(doc) => {
                 counts.seen += 1;
@@ -871,9 +863,9 @@ impl SyncEngine {
                 // A document that was not in the index when the run started, and is sent
                 // for the first time in it, has no older version to replace.
                 if seen.mark_id(existing, &doc.external_id) {
-                    Some(DocOp::Add(Box::new(doc)))
+                    Some(WriteOp::Add(Box::new(doc)))
                 } else {
-                    Some(DocOp::Upsert(Box::new(doc)))
+                    Some(WriteOp::Upsert(Box::new(doc)))
                 }
             }
             Change::Unchanged { external_id } => {
@@ -912,7 +904,10 @@ impl SyncEngine {
                     counts.deleted += 1;
                 }
                 seen.deleted(existing, &external_id);
-                Some(DocOp::Delete(external_id))
+                Some(WriteOp::Delete {
+                    source: source.to_owned(),
+                    external_id,
+                })
             }
             Change::Failed { external_id, error } => {
                 counts.seen += 1;
@@ -938,14 +933,6 @@ impl SyncEngine {
 /// precision keeps what is shown and how it is sorted in agreement.
 fn to_seconds(d: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(d.timestamp(), 0).unwrap_or(d)
-}
-
-/// What a run asks of the writer once it has changed a document.
-enum DocOp {
-    /// Not in the index when the run started, and sent for the first time in it.
-    Add(Box<IndexDoc>),
-    Upsert(Box<IndexDoc>),
-    Delete(String),
 }
 
 /// The ids the sweep must keep, or `None` when every document the source had was seen and
@@ -1262,10 +1249,13 @@ mod tests {
                 ..Document::default()
             }))
         };
-        let op = |op: Option<DocOp>| match op {
-            Some(DocOp::Add(doc)) => format!("add {}", doc.external_id),
-            Some(DocOp::Upsert(doc)) => format!("upsert {}", doc.external_id),
-            Some(DocOp::Delete(id)) => format!("delete {id}"),
+        let op = |op: Option<WriteOp>| match op {
+            Some(WriteOp::Add(doc)) => format!("add {}", doc.external_id),
+            Some(WriteOp::Upsert(doc)) => format!("upsert {}", doc.external_id),
+            Some(WriteOp::Delete {
+                source,
+                external_id,
+            }) => format!("delete {source}/{external_id}"),
             None => "none".to_owned(),
         };
         let slots = Change::UnchangedKnown {
@@ -1332,7 +1322,14 @@ mod tests {
         }
         assert_eq!(
             ops,
-            ["none", "none", "none", "delete e", "add ny", "delete ny"]
+            [
+                "none",
+                "none",
+                "none",
+                "delete share/e",
+                "add ny",
+                "delete share/ny"
+            ]
         );
         assert_eq!((counts.deleted, counts.failed), (1, 1));
         assert!(seen.all_known(&known));

@@ -1060,9 +1060,9 @@ impl Inner {
 
     /// Lists one folder and goes through its entries in name order (names compared as bytes),
     /// descending into each subfolder where it comes. Each file's metadata is read later,
-    /// relative to its open folder (`statx` on the folder's descriptor), by whichever of the
-    /// walk's threads gets it: a walk that `lstat`s every file by its full path makes the
-    /// kernel resolve the whole path again for each one.
+    /// relative to its open folder ([`OpenFolder::stat`]), by whichever of the walk's threads
+    /// gets it: a walk that `lstat`s every file by its full path makes the kernel resolve the
+    /// whole path again for each one.
     fn walk_folder(
         &self,
         (folder, open): (&Arc<Folder>, &Arc<OpenFolder>),

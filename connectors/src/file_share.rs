@@ -441,20 +441,16 @@ impl Inner {
                     name,
                     format,
                     settings: digest,
-                } => {
-                    let (folder, open) = &folders[folder];
-                    match open.stat(&name) {
-                        Ok(stat) => {
-                            let settings = digest.map(|digest| &*settings[digest]);
-                            let at = At::Entry { folder, name };
-                            self.compare(at, format, stat, settings, buffer, known)
-                        }
-                        Err(error) => Compared::Settled(Change::Failed {
-                            external_id: format!("{}{name}", folder.prefix),
-                            error: format!("cannot read file metadata: {error}"),
-                        }),
+                } => match stat_listed(&folders, folder, &name) {
+                    Ok((folder, stat)) => {
+                        let settings = digest.map(|digest| &*settings[digest]);
+                        let at = At::Entry { folder, name };
+                        self.compare(at, format, stat, settings, buffer, known)
                     }
-                }
+                    Err((external_id, error)) => {
+                        Compared::Settled(Change::Failed { external_id, error })
+                    }
+                },
                 Pending::Settled(Found::Failed { id, error }) => {
                     Compared::Settled(Change::Failed {
                         external_id: id,
@@ -753,27 +749,37 @@ impl Chunk {
                     name,
                     format,
                     settings: digest,
-                } => {
-                    let (folder, open) = &folders[folder];
-                    match open.stat(&name) {
-                        Ok(stat) => Found::File {
-                            at: Location::Entry {
-                                folder: Arc::clone(folder),
-                                name,
-                            },
-                            format,
-                            stat,
-                            settings: digest.map(|digest| Arc::clone(&settings[digest])),
+                } => match stat_listed(&folders, folder, &name) {
+                    Ok((folder, stat)) => Found::File {
+                        at: Location::Entry {
+                            folder: Arc::clone(folder),
+                            name,
                         },
-                        Err(error) => Found::Failed {
-                            id: format!("{}{name}", folder.prefix),
-                            error: format!("cannot read file metadata: {error}"),
-                        },
-                    }
-                }
+                        format,
+                        stat,
+                        settings: digest.map(|digest| Arc::clone(&settings[digest])),
+                    },
+                    Err((id, error)) => Found::Failed { id, error },
+                },
             })
             .collect()
     }
+}
+
+/// Reads the metadata of a chunk's listed file relative to its open folder: the file's
+/// folder and metadata, or its id and why it failed.
+fn stat_listed<'c>(
+    folders: &'c [(Arc<Folder>, Arc<OpenFolder>)],
+    folder: usize,
+    name: &str,
+) -> Result<(&'c Arc<Folder>, Stat), (String, String)> {
+    let (folder, open) = &folders[folder];
+    open.stat(name).map(|stat| (folder, stat)).map_err(|error| {
+        (
+            format!("{}{name}", folder.prefix),
+            format!("cannot read file metadata: {error}"),
+        )
+    })
 }
 
 /// A selected entry as the listing hands it out: a file whose metadata is still to be read

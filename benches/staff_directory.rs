@@ -1,5 +1,6 @@
-//! The staff-directory source against a real, local OpenLDAP with a few thousand people
-//! (`cargo bench --bench staff_directory`).
+//! The staff-directory source against a real, local OpenLDAP with 10,000 people, the size the
+//! re-sync target is set for (`cargo bench --bench staff_directory`; `STAFF_PEOPLE=N` for
+//! another size).
 //!
 //! Starts the tests' private `slapd` (with `index modifyTimestamp eq`, as the example
 //! configuration advises), adds generated people (`inetOrgPerson` with title, department,
@@ -38,7 +39,13 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-const PEOPLE: usize = 3_000;
+/// How many people the directory holds: `STAFF_PEOPLE`, else 10,000.
+fn people() -> usize {
+    std::env::var("STAFF_PEOPLE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
 const ROUNDS: usize = 5;
 /// People under one manager.
 const TEAM: usize = 12;
@@ -134,7 +141,7 @@ async fn load(url: &str, newest: DateTime<Utc>) {
         "Konsulent",
         "Leder",
     ];
-    for i in 0..PEOPLE {
+    for i in 0..people() {
         let given = first[i % first.len()];
         let family = last[(i / first.len()) % last.len()];
         let name = format!("{given} {family} {i}");
@@ -468,7 +475,8 @@ async fn main() {
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "staff directory against a local slapd: {PEOPLE} people (loaded in {:.1} s), median of {ROUNDS} runs; load {}",
+        "staff directory against a local slapd: {} people (loaded in {:.1} s), median of {ROUNDS} runs; load {}",
+        people(),
         loaded.as_secs_f64(),
         load.split_whitespace()
             .take(3)

@@ -1762,6 +1762,23 @@ mod tests {
         assert!(OpenFolder::open(&dir.path().join("link")).is_err());
         let open = OpenFolder::open(dir.path()).unwrap();
         assert!(open.stat("missing.txt").is_err());
+
+        // A listed file gone before its metadata is read fails alone, under its id.
+        let folder = Arc::new(Folder {
+            path: dir.path().join("real"),
+            prefix: "real/".to_owned(),
+            utf8: true,
+        });
+        let open = Arc::new(OpenFolder::open(&folder.path).unwrap());
+        std::fs::write(folder.path.join("a.txt"), "a").unwrap();
+        let folders = [(folder, open)];
+        assert!(stat_listed(&folders, 0, "a.txt").is_ok());
+        std::fs::remove_file(dir.path().join("real/a.txt")).unwrap();
+        let Err((id, error)) = stat_listed(&folders, 0, "a.txt") else {
+            panic!("a removed file was read");
+        };
+        assert_eq!(id, "real/a.txt");
+        assert!(error.starts_with("cannot read file metadata: "), "{error}");
     }
 
     #[test]

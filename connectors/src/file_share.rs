@@ -436,16 +436,14 @@ impl Inner {
         let compared: Vec<Compared> = files
             .par_drain(..)
             .map_init(String::new, |buffer, pending| match pending {
-                Pending::Entry {
-                    folder,
-                    name,
-                    format,
-                    settings: digest,
-                } => match stat_listed(&folders, folder, &name) {
-                    Ok((folder, stat)) => {
-                        let settings = digest.map(|digest| &*settings[digest]);
-                        let at = At::Entry { folder, name };
-                        self.compare(at, format, stat, settings, buffer, known)
+                Pending::Entry(listed) => match listed.stat(&folders, &settings) {
+                    Ok(file) => {
+                        let at = At::Entry {
+                            folder: file.folder,
+                            name: file.name,
+                        };
+                        let settings = file.settings.map(|digest| &**digest);
+                        self.compare(at, file.format, file.stat, settings, buffer, known)
                     }
                     Err((external_id, error)) => {
                         Compared::Settled(Change::Failed { external_id, error })
@@ -744,20 +742,15 @@ impl Chunk {
             .par_drain(..)
             .map(|pending| match pending {
                 Pending::Settled(found) => found,
-                Pending::Entry {
-                    folder,
-                    name,
-                    format,
-                    settings: digest,
-                } => match stat_listed(&folders, folder, &name) {
-                    Ok((folder, stat)) => Found::File {
+                Pending::Entry(listed) => match listed.stat(&folders, &settings) {
+                    Ok(file) => Found::File {
                         at: Location::Entry {
-                            folder: Arc::clone(folder),
-                            name,
+                            folder: Arc::clone(file.folder),
+                            name: file.name,
                         },
-                        format,
-                        stat,
-                        settings: digest.map(|digest| Arc::clone(&settings[digest])),
+                        format: file.format,
+                        stat: file.stat,
+                        settings: file.settings.cloned(),
                     },
                     Err((id, error)) => Found::Failed { id, error },
                 },
@@ -766,33 +759,53 @@ impl Chunk {
     }
 }
 
-/// Reads the metadata of a chunk's listed file relative to its open folder: the file's
-/// folder and metadata, or its id and why it failed.
-fn stat_listed<'c>(
-    folders: &'c [(Arc<Folder>, Arc<OpenFolder>)],
-    folder: usize,
-    name: &str,
-) -> Result<(&'c Arc<Folder>, Stat), (String, String)> {
-    let (folder, open) = &folders[folder];
-    open.stat(name).map(|stat| (folder, stat)).map_err(|error| {
-        (
-            format!("{}{name}", folder.prefix),
-            format!("cannot read file metadata: {error}"),
-        )
-    })
+/// A selected entry as the listing hands it out: a file whose metadata is still to be read
+/// (relative to its open folder), or one already settled (a link, a failure).
+enum Pending {
+    Entry(Listed),
+    Settled(Found),
 }
 
-/// A selected entry as the listing hands it out: a file whose metadata is still to be read
-/// (relative to its open folder), or one already settled (a link, a failure). A file's
-/// folder and settings digest are indexes into its chunk's.
-enum Pending {
-    Entry {
-        folder: usize,
-        name: String,
-        format: Format,
-        settings: Option<usize>,
-    },
-    Settled(Found),
+/// A listed file whose metadata is still to be read. Its folder and settings digest are
+/// indexes into its chunk's.
+struct Listed {
+    folder: usize,
+    name: String,
+    format: Format,
+    settings: Option<usize>,
+}
+
+/// A listed file with its metadata, borrowing its folder and settings digest from its chunk.
+struct WithMetadata<'c> {
+    folder: &'c Arc<Folder>,
+    name: String,
+    format: Format,
+    stat: Stat,
+    settings: Option<&'c Arc<str>>,
+}
+
+impl Listed {
+    /// Reads the file's metadata relative to its open folder; on failure, its id and why.
+    fn stat<'c>(
+        self,
+        folders: &'c [(Arc<Folder>, Arc<OpenFolder>)],
+        settings: &'c [Arc<str>],
+    ) -> Result<WithMetadata<'c>, (String, String)> {
+        let (folder, open) = &folders[self.folder];
+        match open.stat(&self.name) {
+            Ok(stat) => Ok(WithMetadata {
+                folder,
+                name: self.name,
+                format: self.format,
+                stat,
+                settings: self.settings.map(|digest| &settings[digest]),
+            }),
+            Err(error) => Err((
+                format!("{}{}", folder.prefix, self.name),
+                format!("cannot read file metadata: {error}"),
+            )),
+        }
+    }
 }
 
 /// What the connector compares and checks of a file's metadata.
@@ -888,12 +901,12 @@ impl Walk<'_> {
             chunk.settings.len() - 1
         });
         let folder = chunk.folders.len() - 1;
-        self.push(Pending::Entry {
+        self.push(Pending::Entry(Listed {
             folder,
             name,
             format,
             settings,
-        })
+        }))
     }
 
     fn push(&mut self, pending: Pending) -> ControlFlow<()> {
@@ -1772,9 +1785,15 @@ mod tests {
         let open = Arc::new(OpenFolder::open(&folder.path).unwrap());
         std::fs::write(folder.path.join("a.txt"), "a").unwrap();
         let folders = [(folder, open)];
-        assert!(stat_listed(&folders, 0, "a.txt").is_ok());
+        let listed = || Listed {
+            folder: 0,
+            name: "a.txt".to_owned(),
+            format: Format::from_name("a.txt").unwrap(),
+            settings: None,
+        };
+        assert!(listed().stat(&folders, &[]).is_ok());
         std::fs::remove_file(dir.path().join("real/a.txt")).unwrap();
-        let Err((id, error)) = stat_listed(&folders, 0, "a.txt") else {
+        let Err((id, error)) = listed().stat(&folders, &[]) else {
             panic!("a removed file was read");
         };
         assert_eq!(id, "real/a.txt");
